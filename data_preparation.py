@@ -1,0 +1,337 @@
+"""Convert a dataset's images and masks to PNG, pair and validate them, and write the CSVs.
+
+    python data_preparation.py --data_root DATA
+    python data_preparation.py --data_root data/demo --synthetic 200
+
+Originals are only read. PNGs go to DATA/png/ under the same relative path, CSVs to
+DATA/csv_file/: train.csv, valid.csv, one train_<group>.csv per group, and rejected.csv.
+"""
+
+import functools
+import json
+import os
+import struct
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from utils import data_preparation_args, fail
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".png"}
+MASK_FOLDERS = ("masks", "labels")
+DEFAULT_GROUP = "default"
+PNG_FOLDER = "png"
+CSV_FOLDER = "csv_file"
+CSV_COLUMNS = ["image", "mask", "group", "height", "width", "foreground"]
+SYNTHETIC_MARKER = "SYNTHETIC.txt"
+# Group sizes 8:4:2:1, so that balanced sampling has something to balance.
+SYNTHETIC_GROUPS = ["group_a"] * 8 + ["group_b"] * 4 + ["group_c"] * 2 + ["group_d"]
+
+
+class Pair(NamedTuple):
+    image: Path
+    mask: Path
+    group: str
+    split: Optional[str]
+
+
+def find_sources(data_root: Path) -> list[tuple[Optional[str], Path, Path]]:
+    """(split, images folder, masks folder) for each split folder; split None means 'to be split'."""
+    splits = [s for s in ("train", "valid") if (data_root / s / "images").is_dir()]
+    if splits and "train" not in splits:
+        fail(f"{data_root / 'valid'} exists but {data_root / 'train' / 'images'} does not")
+    parents = [(s if len(splits) == 2 else None, data_root / s) for s in splits] or [(None, data_root)]
+    sources = []
+    for split, parent in parents:
+        masks = next((parent / m for m in MASK_FOLDERS if (parent / m).is_dir()), None)
+        if not (parent / "images").is_dir() or masks is None:
+            fail(
+                f"no dataset in {data_root}: expected {data_root}/train/images with "
+                f"{data_root}/train/masks, or {data_root}/images with {data_root}/masks (or labels)"
+            )
+        sources.append((split, parent / "images", masks))
+    return sources
+
+
+def list_by_stem(folder: Path) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Image files keyed by relative path without extension, and the files that are not images."""
+    by_stem: dict[str, list[Path]] = {}
+    others = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            by_stem.setdefault(path.relative_to(folder).with_suffix("").as_posix(), []).append(path)
+        else:
+            others.append(path)
+    return by_stem, others
+
+
+def pair_files(split: Optional[str], images_dir: Path, masks_dir: Path) -> tuple[list[Pair], list[dict]]:
+    """Match images and masks by relative path and stem; list what cannot be matched."""
+    images, other_images = list_by_stem(images_dir)
+    masks, other_masks = list_by_stem(masks_dir)
+    pairs, rejected = [], []
+    for path in other_images + other_masks:
+        rejected.append({"image": path, "mask": None, "reason": "not an image file"})
+    for key in sorted(images.keys() | masks.keys()):
+        image_paths, mask_paths = images.get(key, []), masks.get(key, [])
+        if len(image_paths) > 1 or len(mask_paths) > 1:
+            for path in image_paths + mask_paths:
+                rejected.append({"image": path, "mask": None, "reason": "several files share this name stem"})
+        elif not mask_paths:
+            rejected.append({"image": image_paths[0], "mask": None, "reason": "no mask"})
+        elif not image_paths:
+            rejected.append({"image": None, "mask": mask_paths[0], "reason": "no image"})
+        else:
+            group = key.split("/")[0] if "/" in key else DEFAULT_GROUP
+            pairs.append(Pair(image_paths[0], mask_paths[0], group, split))
+    return pairs, rejected
+
+
+def split_pairs(pairs: list[Pair], valid_fraction: float, seed: int) -> list[Pair]:
+    """Give pairs without a split one: the same valid_fraction of each group, the same every run."""
+    rng = np.random.default_rng(seed)
+    unsplit = [p for p in pairs if p.split is None]
+    result = [p for p in pairs if p.split is not None]
+    for group in sorted({p.group for p in unsplit}):
+        members = sorted((p for p in unsplit if p.group == group), key=lambda p: p.image)
+        n_valid = round(len(members) * valid_fraction)
+        valid = set(rng.permutation(len(members))[:n_valid].tolist())
+        result += [p._replace(split="valid" if i in valid else "train") for i, p in enumerate(members)]
+    return result
+
+
+def is_truncated_jpeg(data: bytes) -> bool:
+    """True when no end-of-image marker follows the last scan.
+
+    OpenCV decodes a truncated JPEG without error, filling the missing rows with gray,
+    so the structure has to be checked. Inside a scan, 0xFF is always followed by 0x00 or a
+    restart marker, so 0xFFD9 after the last start-of-scan can only be the real end.
+    """
+    start_of_scan = data.rfind(b"\xff\xda")
+    return start_of_scan < 0 or data.find(b"\xff\xd9", start_of_scan) < 0
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode any image OpenCV reads, keeping bit depth; raise ValueError saying why it fails."""
+    data = path.read_bytes()
+    if path.suffix.lower() in (".jpg", ".jpeg") and is_truncated_jpeg(data):
+        raise ValueError("is a truncated JPEG")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    if image is None or image.size == 0:
+        raise ValueError("does not decode")
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257).round().astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise ValueError(f"has unsupported pixel type {image.dtype}")
+    return image
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Three channels: gray widened, alpha dropped (OpenCV's BGR order, which imwrite expects)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return image[:, :, :3]
+
+
+def to_binary_mask(mask: np.ndarray, threshold: int) -> np.ndarray:
+    """One channel of 0 and 255. A {0, 1} mask is scaled; anything else is thresholded."""
+    if mask.ndim == 3:
+        mask = mask.max(axis=2)  # a coloured mask on black is foreground in any channel
+    if mask.max() <= 1:
+        return mask * np.uint8(255)
+    return np.where(mask > threshold, 255, 0).astype(np.uint8)
+
+
+def png_path(data_root: Path, source: Path) -> Path:
+    return data_root / PNG_FOLDER / source.relative_to(data_root).with_suffix(".png")
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    """Write through a temporary file, so that an interrupted run never leaves half a PNG."""
+    ok, encoded = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError("cannot be encoded as PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(encoded.tobytes())
+    os.replace(temporary, path)
+
+
+def convert(source: Path, target: Path, is_mask: bool, threshold: int, force: bool) -> bool:
+    """Write target from source unless it is up to date; True when it was written."""
+    if not force and target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return False
+    image = read_image(source)
+    write_png(target, to_binary_mask(image, threshold) if is_mask else to_rgb(image))
+    return True
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(height, width) from a PNG header, without decoding the pixels."""
+    with open(path, "rb") as f:
+        width, height = struct.unpack(">II", f.read(24)[16:24])
+    return height, width
+
+
+def prepare_pair(pair: Pair, data_root: Path, threshold: int, force: bool) -> dict:
+    """Convert one pair and describe it; a rejected pair carries a 'reason'."""
+    row = {"image": pair.image, "mask": pair.mask, "split": pair.split, "group": pair.group, "converted": 0}
+    image_png, mask_png = png_path(data_root, pair.image), png_path(data_root, pair.mask)
+    for source, target, is_mask in ((pair.image, image_png, False), (pair.mask, mask_png, True)):
+        try:
+            row["converted"] += convert(source, target, is_mask, threshold, force)
+        except (ValueError, OSError) as error:
+            return {**row, "reason": f"{'mask' if is_mask else 'image'} {error}"}
+    height, width = png_size(image_png)
+    mask = cv2.imread(str(mask_png), cv2.IMREAD_UNCHANGED)
+    if mask.shape != (height, width):
+        return {**row, "reason": f"size mismatch: image {width}x{height}, mask {mask.shape[1]}x{mask.shape[0]}"}
+    return {
+        **row,
+        "image": image_png,
+        "mask": mask_png,
+        "height": height,
+        "width": width,
+        "foreground": float(np.count_nonzero(mask)) / mask.size,
+    }
+
+
+def prepare_all(pairs: list[Pair], data_root: Path, threshold: int, force: bool, workers: Optional[int]) -> list[dict]:
+    task = functools.partial(prepare_pair, data_root=data_root, threshold=threshold, force=force)
+    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+        return list(tqdm(pool.map(task, pairs, chunksize=4), total=len(pairs), desc="preparing", unit="pair"))
+
+
+def relative(data_root: Path, path: Optional[Path]) -> str:
+    return path.relative_to(data_root).as_posix() if path is not None else ""
+
+
+def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict]) -> list[Path]:
+    """Write train, valid, train_<group> and rejected CSVs, removing group CSVs of earlier runs."""
+    csv_dir = data_root / CSV_FOLDER
+    table = pd.DataFrame(rows, columns=CSV_COLUMNS + ["split"])
+    for column in ("image", "mask"):
+        table[column] = table[column].map(functools.partial(relative, data_root))
+    table = table.sort_values("image")
+    written = []
+    for split in ("train", "valid"):
+        written.append(csv_dir / f"{split}.csv")
+        table[table.split == split][CSV_COLUMNS].to_csv(written[-1], index=False, float_format="%.6f")
+    for group, members in table[table.split == "train"].groupby("group"):
+        written.append(csv_dir / f"train_{group}.csv")
+        members[CSV_COLUMNS].to_csv(written[-1], index=False, float_format="%.6f")
+    for stale in set(csv_dir.glob("train_*.csv")) - set(written):
+        stale.unlink()
+    rejected_table = pd.DataFrame(
+        [
+            {"image": relative(data_root, r["image"]), "mask": relative(data_root, r["mask"]), "reason": r["reason"]}
+            for r in rejected
+        ],
+        columns=["image", "mask", "reason"],
+    ).sort_values(["image", "mask"])
+    rejected_table.to_csv(csv_dir / "rejected.csv", index=False)
+    return written
+
+
+def print_summary(data_root: Path, rows: list[dict], rejected: list[dict], converted: int) -> None:
+    table = pd.DataFrame(rows)
+    print(f"{data_root}: {len(rows)} pairs prepared, {converted} files converted to PNG")
+    for split in ("train", "valid"):
+        counts = table[table.split == split].group.value_counts().sort_index()
+        groups = ", ".join(f"{g} {n}" for g, n in counts.items())
+        print(f"  {split}: {counts.sum()} pairs ({groups})")
+    reasons = pd.Series([r["reason"].split(":")[0] for r in rejected], dtype=str).value_counts()
+    listing = "; ".join(f"{reason}: {n}" for reason, n in reasons.items())
+    details = f" ({listing}), see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
+    print(f"  rejected: {len(rejected)}{details}")
+    fg = table.foreground
+    print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
+
+
+def settings_changed(data_root: Path, threshold: int) -> bool:
+    """Record the conversion settings; True when they differ from the last run's."""
+    path = data_root / PNG_FOLDER / "settings.json"
+    settings = {"mask_threshold": threshold}
+    previous = json.loads(path.read_text()) if path.exists() else None
+    path.write_text(json.dumps(settings) + "\n")
+    return previous is not None and previous != settings
+
+
+def synthetic_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured background with a lighting gradient, and nail-like ellipses as the mask."""
+    height, width = (int(v) for v in rng.integers(96, 161, size=2))
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = 1 + 0.4 * (xx * np.cos(angle) + yy * np.sin(angle) - 0.5)
+    skin = rng.uniform([70, 100, 150], [130, 160, 230])  # BGR
+    image = skin * light[..., None] + rng.normal(0, 8, (height, width, 3))
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(1, 6))):
+        center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        axes = (int(rng.integers(5, 15)), int(rng.integers(8, 22)))
+        cv2.ellipse(mask, center, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
+    nail = rng.uniform([150, 140, 200], [220, 210, 255])
+    image[mask > 0] = nail * light[mask > 0][:, None] + rng.normal(0, 8, (int(np.count_nonzero(mask)), 3))
+    return cv2.GaussianBlur(np.clip(image, 0, 255).astype(np.uint8), (3, 3), 0), mask
+
+
+def write_synthetic(data_root: Path, count: int, seed: int) -> None:
+    """Write `count` generated samples in the seed layout; files already there are kept."""
+    marker = data_root / SYNTHETIC_MARKER
+    own = {SYNTHETIC_MARKER, PNG_FOLDER, CSV_FOLDER, "train", "valid"}
+    if data_root.exists() and not marker.exists() and any(data_root.iterdir()):
+        fail(f"{data_root} is not empty and was not generated by --synthetic; give an empty or new folder")
+    if marker.exists() and set(p.name for p in data_root.iterdir()) - own:
+        fail(f"{data_root} holds files that --synthetic did not write; give an empty or new folder")
+    data_root.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"Generated by data_preparation.py --synthetic {count} --seed {seed}.\n")
+    for i in tqdm(range(count), desc="generating", unit="sample"):
+        rng = np.random.default_rng([seed, i])
+        split = "valid" if rng.random() < 0.2 else "train"
+        name = f"{SYNTHETIC_GROUPS[i % len(SYNTHETIC_GROUPS)]}/{i:05d}"
+        image_path = data_root / split / "images" / f"{name}.{('jpg', 'bmp', 'png')[i % 3]}"
+        mask_path = data_root / split / "masks" / f"{name}.{('png', 'bmp', 'jpg')[i // 3 % 3]}"
+        if image_path.exists() and mask_path.exists():
+            continue
+        image, mask = synthetic_sample(rng)
+        for path, array in ((image_path, image), (mask_path, mask)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), array)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    args = data_preparation_args(argv)
+    data_root = Path(args.data_root)
+    if args.synthetic:
+        write_synthetic(data_root, args.synthetic, args.seed)
+    if not data_root.is_dir():
+        fail(f"data root {data_root} does not exist")
+    pairs, rejected = [], []
+    for split, images_dir, masks_dir in find_sources(data_root):
+        found, unmatched = pair_files(split, images_dir, masks_dir)
+        pairs += found
+        rejected += unmatched
+    pairs = split_pairs(pairs, args.valid_fraction, args.seed)
+    try:
+        for folder in (PNG_FOLDER, CSV_FOLDER):
+            (data_root / folder).mkdir(exist_ok=True)
+    except OSError as error:
+        fail(f"cannot write into {data_root}: {error.strerror}")
+    force = settings_changed(data_root, args.mask_threshold)
+    results = prepare_all(pairs, data_root, args.mask_threshold, force, args.workers)
+    rows = [r for r in results if "reason" not in r]
+    rejected += [r for r in results if "reason" in r]
+    write_csvs(data_root, rows, rejected)
+    if not rows:
+        see = f"; {len(rejected)} rejected, see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
+        fail(f"no usable image/mask pair in {data_root}{see}")
+    print_summary(data_root, rows, rejected, sum(r["converted"] for r in results))
+
+
+if __name__ == "__main__":
+    main()
