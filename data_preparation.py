@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from utils import data_preparation_args, fail
+from utils import data_preparation_args, fail, is_up_to_date, write_image
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".png"}
 MASK_FOLDERS = ("masks", "labels")
@@ -151,23 +151,12 @@ def png_path(data_root: Path, source: Path) -> Path:
     return data_root / PNG_FOLDER / source.relative_to(data_root).with_suffix(".png")
 
 
-def write_png(path: Path, array: np.ndarray) -> None:
-    """Write through a temporary file, so that an interrupted run never leaves half a PNG."""
-    ok, encoded = cv2.imencode(".png", array)
-    if not ok:
-        raise ValueError("cannot be encoded as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(encoded.tobytes())
-    os.replace(temporary, path)
-
-
 def convert(source: Path, target: Path, is_mask: bool, threshold: int, force: bool) -> bool:
     """Write target from source unless it is up to date; True when it was written."""
-    if not force and target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+    if not force and is_up_to_date(source, target):
         return False
     image = read_image(source)
-    write_png(target, to_binary_mask(image, threshold) if is_mask else to_rgb(image))
+    write_image(target, to_binary_mask(image, threshold) if is_mask else to_rgb(image))
     return True
 
 

@@ -1,14 +1,36 @@
 """Command-line flags for every script, defined once, and small shared helpers."""
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn, Optional, Sequence
+
+import cv2
+import numpy as np
 
 
 def fail(message: str) -> NoReturn:
     """Stop with one line on stderr and exit code 2, the code argparse uses for bad input."""
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def is_up_to_date(source: Path, target: Path) -> bool:
+    """True when target exists and is at least as new as source."""
+    return target.exists() and target.stat().st_mtime >= source.stat().st_mtime
+
+
+def write_image(path: Path, array: np.ndarray) -> None:
+    """Write in the format of path's suffix, through a temporary file, so that an interrupted run
+    never leaves half an image that looks up to date."""
+    ok, encoded = cv2.imencode(path.suffix, array)
+    if not ok:
+        raise ValueError(f"cannot be encoded as {path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(encoded.tobytes())
+    os.replace(temporary, path)
 
 
 def add_data_root(parser: argparse.ArgumentParser) -> None:
@@ -65,4 +87,82 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
         parser.error("--mask_threshold must be from 0 to 254")
     if args.synthetic < 0:
         parser.error("--synthetic must be 0 or more")
+    return args
+
+
+def str2bool(value: str) -> bool:
+    """Parse a boolean as users write it: true/false, 1/0, yes/no, on/off, any case."""
+    answers = {"true": True, "1": True, "yes": True, "y": True, "on": True}
+    answers.update({"false": False, "0": False, "no": False, "n": False, "off": False})
+    if value.lower() not in answers:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return answers[value.lower()]
+
+
+def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
+    """A boolean flag: `--name`, `--name True` and `--name false` all work."""
+    parser.add_argument(
+        name, type=str2bool, nargs="?", const=True, default=default, metavar="BOOL", help=f"{help} (default: {default})"
+    )
+
+
+def add_loader_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--image_size", type=int, default=384, help="side of the square model input in pixels (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch_size",
+        type=int,
+        default=32,
+        help="global batch size: the samples of one step over all devices together (default: %(default)s)",
+    )
+    add_bool(
+        parser,
+        "--balance",
+        False,
+        "draw training samples from every group (train_<group>.csv) equally often, instead of in proportion "
+        "to the groups' sizes",
+    )
+    parser.add_argument(
+        "--group_weights",
+        type=float,
+        nargs="+",
+        metavar="W",
+        help="with --balance: one weight per group, in the alphabetical order of the group names "
+        "(default: equal weights)",
+    )
+    add_bool(
+        parser,
+        "--resize_first",
+        True,
+        "resize every image and mask once to --image_size, kept as BMP (fast to decode, about "
+        "4 bytes per pixel on disk) in DATA/cache/<size>px/, and augment at that size: several times faster; "
+        "false: decode and augment the full-size PNGs every epoch",
+    )
+    add_bool(parser, "--mixed_precision", True, "compute in float16 with float32 weights (mixed_float16)")
+
+
+def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.image_size < 32:
+        parser.error("--image_size must be at least 32")
+    if args.batch_size < 1:
+        parser.error("--batch_size must be at least 1")
+    if args.group_weights and (not args.balance or min(args.group_weights) < 0 or sum(args.group_weights) <= 0):
+        parser.error("--group_weights needs --balance, and non-negative weights that are not all 0")
+
+
+def dataloader_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Print one training batch's shapes, dtypes and value ranges, and save a grid of "
+        "augmented samples with their masks drawn over them."
+    )
+    add_data_root(parser)
+    add_loader_args(parser)
+    parser.add_argument(
+        "--output",
+        default="imgs/augmentations.png",
+        help="where to save the grid of augmented samples (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    check_loader_args(parser, args)
     return args

@@ -28,3 +28,23 @@ def nails(tmp_path: Path) -> Path:
         pytest.skip(f"real data not found at {NAILS_DIR}; set NAILS_DIR")
     copy_files(NAILS_DIR, tmp_path / "nails")
     return tmp_path / "nails"
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """A small generated dataset in the seed layout with four groups, prepared once for all tests."""
+    import data_preparation
+
+    data_root = tmp_path_factory.mktemp("synthetic") / "data"
+    data_preparation.main(["--data_root", str(data_root), "--synthetic", "48", "--workers", "2"])
+    return data_root
+
+
+@pytest.fixture
+def float16_policy():
+    """Run a test under the mixed_float16 Keras policy, restoring float32 after it."""
+    import tensorflow as tf
+
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    tf.keras.mixed_precision.set_global_policy("float32")

@@ -1,0 +1,224 @@
+"""Images/s and peak memory of four ways to feed the same samples, measured in one run.
+
+    python benchmarks/loader_benchmark.py --data_root DATA --samples 400
+
+DATA must be prepared (data_preparation.py). Its pairs are listed again under distinct names
+(hard links, or copies across file systems) in a temporary folder until there are --samples of
+them, and each variant reads those, with the seed's train transform at --image_size:
+
+  a  a keras.utils.Sequence read in a loop, one thread (the usual Keras recipe)
+  b  the seed's tf.data recipe: decode, shuffle(100000) of decoded images, a numpy_function that
+     builds its Compose on every call and does the /255 with TensorFlow inside, prefetch before batch
+  c  this repository's loader (dataloader.build_dataset) with its default settings
+  d  c's ceiling: one thread's cost per sample of c's work, times the cores
+
+Each variant runs in a subprocess of its own, so that its peak memory (max RSS) is its own. The
+rate is that of the last of --epochs epochs, each read the way Keras' fit reads it: the first
+epoch pays for start-up (and, for c, the one-time resized copies, reported apart).
+"""
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VARIANTS = {
+    "a": "keras.utils.Sequence loop",
+    "b": "seed tf.data recipe",
+    "c": "this loader",
+    "d": "ceiling: 1 thread x cores",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data_root", required=True, metavar="DATA", help="a prepared dataset")
+    parser.add_argument("--samples", type=int, default=400, help="samples listed (default: %(default)s)")
+    parser.add_argument("--image_size", type=int, default=384, help="pixels (default: %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=32, help="(default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs read; the last is timed (default: %(default)s)")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="(default: all)")
+    parser.add_argument("--run_variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
+    parser.add_argument("--bench_root", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        target.write_bytes(source.read_bytes())
+
+
+def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
+    """Write bench_root/csv_file/train.csv listing `count` distinct files, cycling over DATA's pairs."""
+    csv_dir = data_root / "csv_file"
+    real = pd.concat([pd.read_csv(csv_dir / "train.csv"), pd.read_csv(csv_dir / "valid.csv")], ignore_index=True)
+    rows = []
+    for i in range(count):
+        row = real.iloc[i % len(real)].copy()
+        for column in ("image", "mask"):
+            relative = f"png/{column}s/{i:06d}.png"
+            link_or_copy(data_root / row[column], bench_root / relative)
+            row[column] = relative
+        rows.append(row)
+    (bench_root / "csv_file").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(bench_root / "csv_file" / "train.csv", index=False)
+
+
+def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
+    """The seed's pipeline, faults included; kept here only as the baseline."""
+    import tensorflow as tf
+
+    from dataloader import train_transform
+
+    def decode(image_path, mask_path):
+        image = tf.io.decode_png(tf.io.read_file(image_path), channels=3)
+        return image, tf.io.decode_png(tf.io.read_file(mask_path), channels=1)
+
+    def augment(image, mask):
+        augmented = train_transform(size)(image=image, mask=mask)
+        return tf.cast(augmented["image"], tf.float32) / 255, tf.cast(augmented["mask"], tf.float32) / 255
+
+    def tf_augment(image, mask):
+        image, mask = tf.numpy_function(augment, [image, mask], [tf.float32, tf.float32])
+        image.set_shape((size, size, 3))
+        mask.set_shape((size, size, 1))
+        return image, mask
+
+    calls = os.cpu_count() // 1  # cpu_count // number_of_gpus, one device here
+    return (
+        tf.data.Dataset.from_tensor_slices((table.image.to_numpy(str), table["mask"].to_numpy(str)))
+        .map(decode, num_parallel_calls=calls)
+        .shuffle(100000)
+        .map(tf_augment, num_parallel_calls=calls)
+        .prefetch(tf.data.AUTOTUNE)
+        .batch(batch_size)
+    )
+
+
+def sequence_batches(table: pd.DataFrame, size: int, batch_size: int):
+    """A keras.utils.Sequence as such loaders are usually written: OpenCV reads, transform, stack."""
+    import tensorflow as tf
+
+    from dataloader import train_transform
+
+    transform = train_transform(size)
+
+    class PairSequence(tf.keras.utils.Sequence):
+        def __len__(self):
+            return math.ceil(len(table) / batch_size)
+
+        def __getitem__(self, index):
+            images, masks = [], []
+            for row in table.iloc[index * batch_size : (index + 1) * batch_size].itertuples():
+                image = cv2.cvtColor(cv2.imread(row.image), cv2.COLOR_BGR2RGB)
+                augmented = transform(image=image, mask=cv2.imread(row.mask, cv2.IMREAD_GRAYSCALE))
+                images.append(augmented["image"])
+                masks.append(augmented["mask"])
+            return np.stack(images).astype(np.float32) / 255, (np.stack(masks)[..., None] > 0).astype(np.float32)
+
+    return PairSequence()
+
+
+def time_epochs(read_epoch, epochs: int) -> tuple[float, int]:
+    """Seconds and samples of the last epoch."""
+    for _ in range(epochs):
+        start = time.perf_counter()
+        samples = read_epoch()
+        seconds = time.perf_counter() - start
+    return seconds, samples
+
+
+def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dict:
+    """Measure one variant in this process; returns images/s, peak MiB and any extra figures."""
+    import tensorflow as tf
+
+    import dataloader
+
+    csv_path = bench_root / "csv_file" / "train.csv"
+    table = dataloader.read_samples(csv_path)
+    extra = {}
+    if variant == "a":
+        sequence = sequence_batches(table, args.image_size, args.batch_size)
+        seconds, samples = time_epochs(lambda: sum(len(sequence[i][0]) for i in range(len(sequence))), args.epochs)
+    elif variant == "b":
+        dataset = seed_recipe(table, args.image_size, args.batch_size)
+        seconds, samples = time_epochs(lambda: sum(len(images) for images, _ in dataset), args.epochs)
+    elif variant == "c":
+        start = time.perf_counter()
+        dataloader.load_samples([csv_path], args.image_size, resize_first=True)
+        extra["resize_once_s"] = round(time.perf_counter() - start, 1)
+        dataset, n = dataloader.build_dataset([csv_path], args.image_size, args.batch_size, training=True)
+        steps = dataloader.steps_per_epoch(n, args.batch_size)
+        batches = iter(dataset)
+        seconds, samples = time_epochs(lambda: sum(len(next(batches)[0]) for _ in range(steps)), args.epochs)
+    else:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        cv2.setNumThreads(1)
+        resized = dataloader.load_samples([csv_path], args.image_size, resize_first=True)[0]
+        load = dataloader.augment_function(dataloader.train_transform(args.image_size), args.image_size)
+        convert = dataloader.to_model_input(tf.float32)
+        rows = list(resized.itertuples())[: min(len(resized), 200)]
+
+        def read_epoch():
+            for row in rows:
+                image, mask = load(tf.constant(row.image), tf.constant(row.mask))
+                convert(image[None], mask[None])
+            return len(rows)
+
+        seconds, samples = time_epochs(read_epoch, args.epochs)
+        seconds /= len(os.sched_getaffinity(0))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"images_per_s": samples / seconds, "peak_mib": peak_mib, **extra}
+
+
+def measure_in_subprocess(variant: str, bench_root: Path, argv: list[str]) -> dict:
+    command = [sys.executable, __file__, *argv, "--run_variant", variant, "--bench_root", str(bench_root)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"variant {variant} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    args = parse_args()
+    if args.run_variant:
+        print(json.dumps(run_variant(args.run_variant, Path(args.bench_root), args)))
+        return
+    data_root = Path(args.data_root)
+    if not (data_root / "csv_file" / "train.csv").exists():
+        sys.exit(f"error: {data_root}/csv_file/train.csv not found: run data_preparation.py --data_root {data_root}")
+    cores = len(os.sched_getaffinity(0))
+    print(f"{args.samples} samples, {args.image_size}px, batch {args.batch_size}, train transform, {cores} cores")
+    with tempfile.TemporaryDirectory(prefix="loader_benchmark_") as folder:
+        list_samples(data_root, Path(folder), args.samples)
+        results = {v: measure_in_subprocess(v, Path(folder), sys.argv[1:]) for v in args.variants}
+    print(f"{'variant':<32}{'images/s':>10}{'peak MiB':>10}")
+    for variant, result in results.items():
+        peak = f"{result['peak_mib']:.0f}" if variant != "d" else "-"
+        print(f"{variant} {VARIANTS[variant]:<30}{result['images_per_s']:>10.1f}{peak:>10}")
+    if "c" in results:
+        print(f"c's one-time resized copies: {results['c']['resize_once_s']} s (not in its rate)")
+        c = results["c"]["images_per_s"]
+        ratios = [f"c/{v}={c / results[v]['images_per_s']:.2f}" for v in ("a", "b", "d") if v in results]
+        print("ratios " + " ".join(ratios) + f" peak_mib={results['c']['peak_mib']:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""dataloader.py: shapes and dtypes, binary masks, geometry shared by image and mask, balance, order."""
+
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import data_preparation
+import dataloader
+
+SIZE = 64
+
+
+def batches(data_root: Path, csv_name: str, training: bool, batch_size: int = 4, **options) -> tf.data.Dataset:
+    dataset, _ = dataloader.build_dataset(
+        [data_root / "csv_file" / csv_name], SIZE, batch_size, training=training, **options
+    )
+    return dataset
+
+
+@pytest.mark.parametrize("policy, dtype", [("float32", tf.float32), ("mixed_float16", tf.float16)])
+def test_batches_have_static_shapes_and_the_policy_dtype(synthetic_data, policy, dtype):
+    tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        dataset = batches(synthetic_data, "train.csv", training=True)
+        images, masks = next(iter(dataset))
+    finally:
+        tf.keras.mixed_precision.set_global_policy("float32")
+    assert dataset.element_spec[0].shape == (4, SIZE, SIZE, 3) and dataset.element_spec[1].shape == (4, SIZE, SIZE, 1)
+    assert images.dtype == dtype and masks.dtype == dtype
+    assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1
+
+
+@pytest.mark.parametrize("resize_first", [True, False])
+def test_masks_stay_binary_after_augmentation(synthetic_data, resize_first):
+    dataset = batches(synthetic_data, "train.csv", training=True, batch_size=8, resize_first=resize_first)
+    values = np.concatenate([masks.numpy().ravel() for _, masks in dataset.take(4)])
+    assert set(np.unique(values)) == {0.0, 1.0}
+
+
+def test_transforms_raise_no_warnings():
+    image, mask = np.zeros((80, 96, 3), np.uint8), np.zeros((80, 96, 1), np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for transform in (dataloader.train_transform(SIZE), dataloader.valid_transform(SIZE)):
+            transform(image=image, mask=mask)
+
+
+GREEN_SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def mask_is_green_channel(tmp_path_factory) -> Path:
+    """Images whose mask is their green channel thresholded at 127: one large bright ellipse on dark.
+
+    256 px and a large shape, because blur and brightness move a thresholded edge by about a pixel:
+    at 64 px the outline alone is 3% of the image, here under 1%.
+    """
+    data_root = tmp_path_factory.mktemp("green")
+    (data_root / "images").mkdir()
+    (data_root / "masks").mkdir()
+    for i in range(24):
+        rng = np.random.default_rng(i)
+        image = np.full((GREEN_SIZE, GREEN_SIZE, 3), 128, np.uint8)
+        image[:, :, 1] = 25
+        center = (int(rng.integers(100, 156)), int(rng.integers(100, 156)))
+        cv2.ellipse(image, center, (90, 60), float(i * 15), 0, 360, (128, 230, 128), -1)
+        cv2.imwrite(str(data_root / f"images/{i}.png"), image)
+        cv2.imwrite(str(data_root / f"masks/{i}.png"), np.where(image[:, :, 1] > 127, 255, 0).astype(np.uint8))
+    data_preparation.main(["--data_root", str(data_root), "--valid_fraction", "0", "--workers", "2"])
+    return data_root
+
+
+def test_image_and_mask_move_together(mask_is_green_channel):
+    csv_path = mask_is_green_channel / "csv_file" / "train.csv"
+    dataset, _ = dataloader.build_dataset([csv_path], GREEN_SIZE, 24, training=True)
+    images, masks = next(iter(dataset))
+    # RGB order in the batch: channel 1 is green
+    agreement = ((images[..., 1].numpy() > 0.5) == (masks[..., 0].numpy() > 0.5)).mean(axis=(1, 2))
+    assert agreement.min() >= 0.99, agreement
+    assert masks.numpy().mean() > 0.1  # the shapes are there, not all cut away
+
+
+def test_balanced_groups_are_drawn_equally_often():
+    tables = [pd.DataFrame({"image": [f"g{g}_{i}" for i in range(n)], "mask": ["m"] * n}) for g, n in
+              enumerate((10, 100, 1000))]  # fmt: skip
+    draws = [image.decode()[:2] for image, _ in dataloader.group_mix(tables, None).take(3000).as_numpy_iterator()]
+    shares = pd.Series(draws).value_counts(normalize=True)
+    assert all(abs(shares[f"g{g}"] - 1 / 3) <= 0.05 for g in range(3)), shares
+    weighted = [
+        image.decode()[:2] for image, _ in dataloader.group_mix(tables, [2, 1, 1]).take(3000).as_numpy_iterator()
+    ]
+    assert abs(pd.Series(weighted).value_counts(normalize=True)["g0"] - 0.5) <= 0.05
+
+
+def test_balance_reads_one_csv_per_group(synthetic_data):
+    csvs = dataloader.train_csvs(synthetic_data, balance=True)
+    assert [p.name for p in csvs] == [f"train_group_{g}.csv" for g in "abcd"]
+    dataset, n = dataloader.build_dataset(csvs, SIZE, 4, training=True, balance=True)
+    assert n == len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))
+    assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
+
+
+def test_wrong_number_of_group_weights_exits_2(synthetic_data, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dataloader.build_dataset(dataloader.train_csvs(synthetic_data, True), SIZE, 4, True, True, [1, 2])
+    assert exit_info.value.code == 2 and "4 groups" in capsys.readouterr().err
+
+
+def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_data):
+    dataset = batches(synthetic_data, "valid.csv", training=False, batch_size=5)
+    first, second = ([images.numpy() for images, _ in dataset] for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    valid = pd.read_csv(synthetic_data / "csv_file" / "valid.csv")
+    assert sum(len(b) for b in first) == len(valid) and len(first[-1]) == (len(valid) % 5 or 5)
+    expected = cv2.resize(cv2.imread(str(synthetic_data / valid.image[0])), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+    assert np.abs(first[0][0] * 255 - expected[:, :, ::-1]).max() <= 1
+
+
+def test_resized_copies_are_written_once_and_renewed_when_the_source_changes(synthetic_data):
+    csv_path = synthetic_data / "csv_file" / "valid.csv"
+    table = dataloader.read_samples(csv_path)
+    copies = dataloader.resized_copies(table, csv_path, 40)
+    mtimes = [os.stat(p).st_mtime_ns for p in copies.image]
+    assert cv2.imread(copies.image[0]).shape == (40, 40, 3)
+    assert set(np.unique(cv2.imread(copies["mask"][0], cv2.IMREAD_UNCHANGED))) <= {0, 255}
+    dataloader.resized_copies(table, csv_path, 40)
+    assert [os.stat(p).st_mtime_ns for p in copies.image] == mtimes
+    os.utime(table.image[0], ns=(mtimes[0] + 10**9, mtimes[0] + 10**9))
+    dataloader.resized_copies(table, csv_path, 40)
+    assert os.stat(copies.image[0]).st_mtime_ns != mtimes[0]
+    assert [os.stat(p).st_mtime_ns for p in copies.image[1:]] == mtimes[1:]
+
+
+def test_missing_csv_or_listed_file_exits_2(synthetic_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dataloader.read_samples(tmp_path / "csv_file" / "train.csv")
+    assert exit_info.value.code == 2 and "data_preparation.py" in capsys.readouterr().err
+    (tmp_path / "csv_file").mkdir()
+    pd.DataFrame({"image": ["png/gone.png"], "mask": ["png/gone_mask.png"]}).to_csv(tmp_path / "csv_file/x.csv")
+    with pytest.raises(SystemExit):
+        dataloader.read_samples(tmp_path / "csv_file" / "x.csv")
+    assert "gone.png" in capsys.readouterr().err
+
+
+def test_steps_per_epoch_rounds_up():
+    assert dataloader.steps_per_epoch(42, 8) == 6 and dataloader.steps_per_epoch(48, 8) == 6
+
+
+def test_command_prints_a_batch_and_saves_the_grid(synthetic_data, tmp_path, capsys):
+    output = tmp_path / "grid.png"
+    dataloader.main(["--data_root", str(synthetic_data), "--image_size", "64", "--batch_size", "8",
+                     "--mixed_precision", "false", "--output", str(output)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "images: shape (8, 64, 64, 3), float32, min 0" in printed
+    assert "masks: shape (8, 64, 64, 1), float32, min 0, max 1" in printed
+    assert cv2.imread(str(output)).shape == (2 * 64, 4 * 2 * 64, 3)
