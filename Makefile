@@ -12,8 +12,10 @@ PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3; do \
 	$$p -c '$(SUPPORTED)' 2>/dev/null && { $$p -c 'import sys; print(sys.executable)'; break; }; done)
 LOCK_PYTHON ?= python3.9
 DEMO_DATA := data/demo
+DEMO_WORK := work/demo
+WORK ?= $(DEMO_WORK)
 
-.PHONY: help install test lint demo lock pip-tools conda-update clean
+.PHONY: help install test lint demo tensorboard lock pip-tools conda-update clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,8 +40,14 @@ test: install ## lint, then run the test suite
 lint: install ## ruff check
 	$(VENV)/bin/ruff check .
 
-demo: install ## make the synthetic demo dataset in data/demo and prepare it
+demo: install ## generate demo data, prepare it and train a small model on the CPU (a few minutes)
 	$(PY) data_preparation.py --data_root $(DEMO_DATA) --synthetic 200
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) train.py --data_root $(DEMO_DATA) --work_dir $(DEMO_WORK) --device cpu \
+		--backbone efficientnetb0 --image_size 128 --batch_size 16 --epochs 8 --encoder_weights none \
+		--mixed_precision False --log tensorboard --overwrite
+
+tensorboard: install ## open the TensorBoard logs of a run: make tensorboard WORK=work/demo
+	$(PY) -m tensorboard.main --logdir $(WORK)/tensorflow/logs/tensorboard
 
 lock: ## re-resolve the lock files on Python 3.9, the oldest supported, so they install on 3.9-3.11
 	@$(LOCK_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' 2>/dev/null || { \
@@ -58,5 +66,5 @@ conda-update: ## create or update the conda env segmentation-tf; then: conda act
 	conda env update --prune -f environment.yml
 	@echo "now run: conda activate segmentation-tf && make pip-tools"
 
-clean: ## remove .venv and the demo data (never your own data)
-	rm -rf $(VENV) .venv-lock $(DEMO_DATA)
+clean: ## remove .venv and the demo's data and run (never your own data or runs)
+	rm -rf $(VENV) .venv-lock $(DEMO_DATA) $(DEMO_WORK)

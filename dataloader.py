@@ -161,6 +161,20 @@ def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]]) ->
     return tf.data.Dataset.sample_from_datasets([path_dataset(t, training=True) for t in tables], weights=weights)
 
 
+def batch_in_order(paths: tf.data.Dataset, n: int, batch_size: int, replicas: int, load: Callable) -> tf.data.Dataset:
+    """Load and batch in order; a last batch too small to give each of `replicas` devices a sample
+    joins the one before it: a device with an empty batch fails on the CPU (oneDNN)."""
+    if n < replicas:
+        fail(f"{n} validation samples cannot be split over {replicas} devices")
+    remainder = n % batch_size
+    parts = [(paths, batch_size)]
+    if 0 < remainder < replicas and n > batch_size:
+        split = n - remainder - batch_size
+        parts = [(paths.take(split), batch_size), (paths.skip(split), batch_size + remainder)]
+    batches = [part.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(size) for part, size in parts]
+    return functools.reduce(tf.data.Dataset.concatenate, batches)
+
+
 def build_dataset(
     csv_paths: Sequence[Path],
     image_size: int,
@@ -169,30 +183,28 @@ def build_dataset(
     balance: bool = False,
     group_weights: Optional[Sequence[float]] = None,
     resize_first: bool = True,
+    replicas: int = 1,
 ) -> tuple[tf.data.Dataset, int]:
     """Batches of (image, mask) from prepared CSVs, and the number of samples they list.
 
     training: shuffled, augmented, endless, fixed-size batches (so that MirroredStrategy splits them
     evenly); with balance, each CSV is one group drawn with group_weights. Otherwise one pass, in
-    CSV order, resize only, the last batch possibly smaller. Batches are float16 under the
-    mixed_float16 policy, float32 otherwise.
+    CSV order, resize only, with every batch large enough for `replicas` devices. Batches are
+    float16 under the mixed_float16 policy, float32 otherwise.
     """
     tables = load_samples(csv_paths, image_size, resize_first)
-    if training and balance:
-        paths = group_mix(tables, group_weights)
-    else:
-        paths = path_dataset(pd.concat(tables, ignore_index=True), training)
+    n_samples = sum(len(t) for t in tables)
     transform = train_transform(image_size) if training else valid_transform(image_size)
-    dtype = tf.keras.mixed_precision.global_policy().compute_dtype
-    dataset = (
-        paths.map(
-            augment_function(transform, image_size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training
-        )
-        .batch(batch_size, drop_remainder=training)
-        .map(to_model_input(tf.as_dtype(dtype)), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    return dataset, sum(len(t) for t in tables)
+    load = augment_function(transform, image_size)
+    if training:
+        paths = group_mix(tables, group_weights) if balance else path_dataset(pd.concat(tables), training=True)
+        loaded = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        batches = loaded.batch(batch_size, drop_remainder=True)
+    else:
+        batches = batch_in_order(path_dataset(pd.concat(tables), training=False), n_samples, batch_size, replicas, load)
+    dtype = tf.as_dtype(tf.keras.mixed_precision.global_policy().compute_dtype)
+    dataset = batches.map(to_model_input(dtype), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return dataset, n_samples
 
 
 def train_csvs(data_root: Path, balance: bool) -> list[Path]:

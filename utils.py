@@ -166,3 +166,85 @@ def dataloader_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_loader_args(parser, args)
     return args
+
+
+def device_list(value: str):
+    """One --device entry: a GPU index, or 'cpu'."""
+    if value.lower() == "cpu":
+        return "cpu"
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a GPU index (0, 1, ...) or cpu, got {value!r}")
+    return int(value)
+
+
+def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
+        "WORK/tensorflow/."
+    )
+    add_data_root(parser)
+    parser.add_argument("--work_dir", default="work", metavar="WORK", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--device",
+        type=device_list,
+        nargs="+",
+        help="GPU indices to train on, as nvidia-smi numbers them (several: MirroredStrategy over them), "
+        "or cpu (default: every visible GPU, or the CPU where there is none)",
+    )
+    parser.add_argument(
+        "--cpu_devices",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --device cpu: split the CPU into N logical devices and train on them with MirroredStrategy, "
+        "to check multi-device training without GPUs (default: %(default)s)",
+    )
+    add_loader_args(parser)
+    parser.add_argument("--epochs", type=int, default=100, help="total epochs of the run (default: %(default)s)")
+    parser.add_argument(
+        "--learning_rate", type=float, default=1e-3, help="RectifiedAdam learning rate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--backbone",
+        default="efficientnetb4",
+        help="encoder: any segmentation_models backbone, e.g. efficientnetb0-b7, resnet18-152, mobilenetv2 "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--encoder_weights",
+        default="imagenet",
+        metavar="imagenet|none|PATH",
+        help="encoder start: imagenet (downloaded, needs internet), none (from scratch), or a local .h5 file of "
+        "the encoder's weights (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--bn_momentum",
+        type=float,
+        default=0.9,
+        help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
+        "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
+    )
+    add_bool(parser, "--jit_compile", False, "compile the training step with XLA")
+    parser.add_argument(
+        "--log",
+        default="none",
+        choices=["none", "tensorboard", "wandb"],
+        help="where to log metrics: tensorboard writes WORK/tensorflow/logs/tensorboard/<time>/ with "
+        "validation pictures, wandb honours WANDB_MODE=offline (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--wandb_project", default="segmentation", help="Weights & Biases project (default: %(default)s)"
+    )
+    add_bool(parser, "--resume", False, "continue the interrupted run in WORK at the epoch where it stopped")
+    add_bool(parser, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
+    args = parser.parse_args(argv)
+    check_loader_args(parser, args)
+    if args.image_size % 32:
+        parser.error(f"--image_size must be a multiple of 32 (the Unet halves it 5 times), got {args.image_size}")
+    if args.device and "cpu" in args.device and len(args.device) > 1:
+        parser.error("--device takes GPU indices or cpu, not both")
+    if args.cpu_devices < 1 or (args.cpu_devices > 1 and args.device != ["cpu"]):
+        parser.error("--cpu_devices needs --device cpu and a value of at least 1")
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other")
+    return args

@@ -1,0 +1,191 @@
+"""model.py and train.py on generated data: small images, a small backbone, CPU devices."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import dataloader
+import model
+import train
+from utils import train_args
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--backbone", "resnet18", "--image_size", "64", "--batch_size", "8", "--encoder_weights", "none",
+         "--mixed_precision", "false", "--device", "cpu"]  # fmt: skip
+
+
+def run(data_root: Path, work_dir: Path, *flags: str) -> None:
+    train.main(["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, *flags])
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_data, tmp_path_factory) -> Path:
+    """One 2-epoch run with TensorBoard logs, shared by the tests that only need a trained model."""
+    work_dir = tmp_path_factory.mktemp("work")
+    run(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard")
+    return work_dir / "tensorflow"
+
+
+def test_a_run_writes_weights_history_config_and_logs(trained):
+    weights = trained / "weights"
+    assert (weights / "best-weight_resnet18.h5").stat().st_size > 0
+    assert (weights / "last-weight_resnet18.h5").stat().st_size > 0
+    history = pd.read_csv(trained / "logs" / "history.csv")
+    assert list(history.epoch) == [0, 1]
+    assert {"loss", "val_loss", "iou_score", "val_iou_score", "f1-score", "val_f1-score"} <= set(history.columns)
+    config = json.loads((trained / "run_config.json").read_text())
+    assert config["args"]["backbone"] == "resnet18" and config["versions"]["tensorflow"] == "2.15.1"
+    assert config["replicas"] == 1 and config["samples"]["valid"] > 0
+    runs = list((trained / "logs" / "tensorboard").iterdir())
+    assert len(runs) == 1
+    for folder in ("train", "validation", "validation_pictures"):
+        assert list((runs[0] / folder).glob("events.out.tfevents.*")), folder
+    assert (trained / "logs" / "validation_pictures.png").stat().st_size > 0
+    assert not train.has_backup(trained / "backup")  # a finished run leaves no checkpoint to resume
+
+
+def test_reloaded_best_weights_predict(trained, synthetic_data):
+    reloaded = model.create_model("resnet18", "none")
+    reloaded.load_weights(str(trained / "weights" / "best-weight_resnet18.h5"))
+    valid, n = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 8, training=False)
+    predicted = reloaded.predict(valid, verbose=0)
+    assert predicted.shape == (n, 64, 64, 1) and 0 <= predicted.min() and predicted.max() <= 1
+    best_loss = pd.read_csv(trained / "logs" / "history.csv").val_loss.min()
+    assert reloaded.evaluate(valid, verbose=0)[0] == pytest.approx(best_loss, rel=1e-3)
+
+
+def test_mixed_precision_gives_float32_output_loss_scaling_and_finite_loss(synthetic_data, float16_policy):
+    net = model.create_model("resnet18", "none")
+    assert net.output.dtype == tf.float32
+    assert isinstance(net.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    batches, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "train.csv"], 64, 8, training=True)
+    history = net.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
+    assert math.isfinite(history.history["loss"][0])
+
+
+def test_bn_momentum_reaches_every_batchnorm_layer():
+    net = model.create_model("resnet18", "none", bn_momentum=0.5)
+    momenta = [layer.momentum for layer in net.submodules if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    assert len(momenta) > 10 and set(momenta) == {0.5}
+
+
+@pytest.mark.parametrize("text, value", [("False", False), ("0", False), ("no", False), ("True", True), ("1", True)])
+def test_booleans_parse_as_written(text, value):
+    assert train_args(["--data_root", "d", "--mixed_precision", text]).mixed_precision is value
+
+
+def test_bare_boolean_flags_mean_true():
+    assert train_args(["--data_root", "d", "--resume"]).resume is True
+    assert train_args(["--data_root", "d", "--resume", "True"]).resume is True
+    assert train_args(["--data_root", "d"]).resume is False
+
+
+def test_image_size_must_be_a_multiple_of_32(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_args(["--data_root", "d", "--image_size", "100"])
+    assert exit_info.value.code == 2 and "multiple of 32" in capsys.readouterr().err
+
+
+def test_missing_gpu_exits_2_naming_the_gpus(synthetic_data, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--data_root", str(synthetic_data), "--work_dir", str(tmp_path), "--device", "7"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --device 7: no such GPU; this machine has no GPU (train on the CPU with --device cpu)"
+    )
+
+
+def test_imagenet_weights_offline_exit_2_with_the_ways_out(synthetic_data, tmp_path, capsys):
+    flags = [f for f in SMALL if f != "none"]
+    flags[flags.index("--encoder_weights") + 1 : flags.index("--encoder_weights") + 1] = ["imagenet"]
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--data_root", str(synthetic_data), "--work_dir", str(tmp_path), *flags])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exit_info.value.code == 2
+    assert "could not download the ImageNet weights" in error and "--encoder_weights none" in error
+
+
+def test_an_earlier_run_is_never_overwritten_silently(trained, synthetic_data, capsys):
+    before = (trained / "weights" / "best-weight_resnet18.h5").read_bytes()
+    for flags in ([], ["--resume"]):
+        with pytest.raises(SystemExit) as exit_info:
+            run(synthetic_data, trained.parent, "--epochs", "2", *flags)
+        assert exit_info.value.code == 2
+    errors = capsys.readouterr().err
+    assert "holds an earlier run" in errors and "nothing to resume" in errors
+    assert (trained / "weights" / "best-weight_resnet18.h5").read_bytes() == before
+
+
+def test_resume_continues_an_interrupted_run_at_its_epoch(synthetic_data, tmp_path, monkeypatch):
+    make_callbacks = train.make_callbacks
+
+    def interrupt_after_two_epochs(*args):
+        def stop(epoch, logs):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+        return make_callbacks(*args) + [tf.keras.callbacks.LambdaCallback(on_epoch_end=stop)]
+
+    monkeypatch.setattr(train, "make_callbacks", interrupt_after_two_epochs)
+    with pytest.raises(SystemExit) as exit_info:
+        run(synthetic_data, tmp_path, "--epochs", "4")
+    assert exit_info.value.code == 130
+    assert train.has_backup(tmp_path / "tensorflow" / "backup")
+    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
+    run(synthetic_data, tmp_path, "--epochs", "4", "--resume")
+    assert list(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").epoch) == [0, 1, 2, 3]
+
+
+def test_wandb_offline_leaves_an_offline_run(synthetic_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run(synthetic_data, tmp_path, "--epochs", "1", "--log", "wandb")
+    assert list((tmp_path / "tensorflow" / "logs" / "wandb").glob("offline-run-*"))
+
+
+def test_wandb_online_without_login_exits_2_before_training(synthetic_data, tmp_path, monkeypatch, capsys):
+    for name in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
+    with pytest.raises(SystemExit) as exit_info:
+        run(synthetic_data, tmp_path / "work", "--epochs", "1", "--log", "wandb")
+    assert exit_info.value.code == 2 and "not logged in" in capsys.readouterr().err
+    assert not (tmp_path / "work" / "tensorflow" / "run_config.json").exists()
+
+
+SPLIT_CHECK = """
+import sys
+sys.path.insert(0, {repo!r})
+import dataloader, train
+strategy = train.make_strategy(["cpu"], 2)
+dataset, _ = dataloader.build_dataset([{csv!r}], 64, 8, training=True)
+images, masks = next(iter(strategy.experimental_distribute_dataset(dataset)))
+print(strategy.num_replicas_in_sync, [tuple(t.shape) for t in images.values])
+"""
+
+
+def test_mirrored_strategy_over_two_cpu_devices_splits_the_global_batch(synthetic_data):
+    code = SPLIT_CHECK.format(repo=str(REPO), csv=str(synthetic_data / "csv_file" / "train.csv"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "2 [(4, 64, 64, 3), (4, 64, 64, 3)]"
+
+
+def test_train_py_trains_on_two_cpu_devices(synthetic_data, tmp_path):
+    command = [sys.executable, str(REPO / "train.py"), "--data_root", str(synthetic_data), "--work_dir",
+               str(tmp_path), *SMALL, "--cpu_devices", "2", "--epochs", "1"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "8 = 2 device(s) x 4" in result.stdout
+    assert json.loads((tmp_path / "tensorflow" / "run_config.json").read_text())["replicas"] == 2
+    assert np.isfinite(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").val_loss).all()

@@ -1,0 +1,277 @@
+"""Train a Unet on data prepared by data_preparation.py.
+
+    python train.py --data_root DATA --work_dir WORK --device 0 1 --batch_size 32 --epochs 100 \
+        --mixed_precision True --log tensorboard
+
+Writes to WORK/tensorflow/: weights/best-weight_<backbone>.h5 (lowest val_loss) and
+weights/last-weight_<backbone>.h5, logs/history.csv, logs/tensorboard/<time>/, run_config.json,
+and backup/ while a run is under way, from which --resume continues it.
+"""
+
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import dataloader
+from model import create_model
+from utils import fail, train_args
+
+PACKAGES = [
+    "tensorflow",
+    "segmentation-models",
+    "tensorflow-addons",
+    "albumentations",
+    "numpy",
+    "opencv-python-headless",
+]
+
+
+def make_strategy(device: Optional[list], cpu_devices: int) -> tf.distribute.Strategy:
+    """Make exactly the chosen GPUs visible (or none) and return a strategy over them."""
+    gpus = tf.config.list_physical_devices("GPU")
+    device = device or list(range(len(gpus))) or ["cpu"]
+    if device == ["cpu"]:
+        if gpus:
+            tf.config.set_visible_devices([], "GPU")
+        if cpu_devices > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+        names = [d.name for d in tf.config.list_logical_devices("CPU")]
+    else:
+        for index in device:
+            if index >= len(gpus):
+                there = f"GPUs 0 to {len(gpus) - 1}" if gpus else "no GPU (train on the CPU with --device cpu)"
+                fail(f"--device {index}: no such GPU; this machine has {there}")
+        chosen = [gpus[i] for i in device]
+        tf.config.set_visible_devices(chosen, "GPU")
+        for gpu in chosen:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        names = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if len(names) == 1:  # the default strategy, on the one device left visible; BackupAndRestore needs it
+        return tf.distribute.get_strategy()
+    return tf.distribute.MirroredStrategy(names)
+
+
+def work_paths(work_dir: Path, backbone: str) -> dict:
+    root = work_dir / "tensorflow"
+    return {
+        "root": root,
+        "best": root / "weights" / f"best-weight_{backbone}.h5",
+        "last": root / "weights" / f"last-weight_{backbone}.h5",
+        "history": root / "logs" / "history.csv",
+        "pictures": root / "logs" / "validation_pictures.png",
+        "tensorboard": root / "logs" / "tensorboard" / datetime.now().strftime("%Y%m%d-%H%M%S"),
+        "backup": root / "backup",
+        "config": root / "run_config.json",
+    }
+
+
+def has_backup(folder: Path) -> bool:
+    """True while BackupAndRestore holds a checkpoint; a finished run leaves the folder empty."""
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
+
+
+def check_work_dir(paths: dict, args) -> None:
+    """Never lose a run: resume one that was interrupted, or replace one only when asked."""
+    if args.resume:
+        if not has_backup(paths["backup"]):
+            fail(f"nothing to resume in {paths['root']}: no interrupted run there (a finished run leaves no backup)")
+        saved = json.loads(paths["config"].read_text())["args"]
+        changed = [k for k in ("backbone", "image_size", "mixed_precision") if saved[k] != getattr(args, k)]
+        if changed:
+            fail(f"--resume with other {', '.join(changed)} than the run in {paths['root']}: {saved}")
+    elif paths["config"].exists() and not args.overwrite:
+        fail(
+            f"{paths['root']} holds an earlier run: --resume continues it if it was interrupted, "
+            "--overwrite replaces it, or choose another --work_dir"
+        )
+    elif args.overwrite:
+        shutil.rmtree(paths["backup"], ignore_errors=True)
+    for folder in ("best", "history"):
+        paths[folder].parent.mkdir(parents=True, exist_ok=True)
+
+
+def save_run_config(paths: dict, args, strategy: tf.distribute.Strategy, samples: dict) -> None:
+    config = {
+        "args": vars(args),
+        "replicas": strategy.num_replicas_in_sync,
+        "samples": samples,
+        "python": platform.python_version(),
+        "versions": {name: version(name) for name in PACKAGES},
+        "started": datetime.now().isoformat(timespec="seconds"),
+    }
+    paths["config"].write_text(json.dumps(config, indent=2) + "\n")
+
+
+def best_val_loss(history: Path) -> Optional[float]:
+    """The lowest val_loss so far, so that a resumed run keeps a better earlier best."""
+    return float(pd.read_csv(history).val_loss.min()) if history.exists() and history.stat().st_size else None
+
+
+def validation_pictures(model: tf.keras.Model, valid: tf.data.Dataset, paths: dict, tensorboard: bool, count: int = 4):
+    """Each epoch, draw `count` validation images with their true and predicted masks, side by side,
+    into WORK/tensorflow/logs/validation_pictures.png and, with tensorboard, into its logs."""
+    images, masks = next(iter(valid.unbatch().batch(count)))
+    images = images.numpy().astype(np.float32)
+    photos = (images * 255).round().astype(np.uint8)
+    true = [dataloader.overlay(p, m[..., 0].numpy()) for p, m in zip(photos, masks)]
+    writer = tf.summary.create_file_writer(str(paths["tensorboard"] / "validation_pictures")) if tensorboard else None
+
+    def draw(epoch: int, logs: dict) -> None:
+        predicted = model.predict(images, verbose=0)[..., 0] > 0.5
+        rows = [np.hstack([p, t, dataloader.overlay(p, m)]) for p, t, m in zip(photos, true, predicted)]
+        cv2.imwrite(str(paths["pictures"]), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+        if writer:
+            with writer.as_default():
+                tf.summary.image("photo | true mask | predicted mask", np.stack(rows), step=epoch, max_outputs=count)
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=draw)
+
+
+def check_wandb_login() -> None:
+    """An online wandb run without a login would stop at a prompt, or fail after the data is loaded."""
+    from wandb.apis import InternalApi
+
+    if os.environ.get("WANDB_MODE", "online") not in ("offline", "dryrun", "disabled") and not InternalApi().api_key:
+        fail("--log wandb: not logged in to Weights & Biases; run `wandb login`, or set WANDB_MODE=offline")
+
+
+def wandb_callbacks(args, paths: dict) -> list:
+    import wandb
+    from wandb.integration.keras import WandbMetricsLogger
+
+    wandb.init(project=args.wandb_project, config=vars(args), dir=str(paths["history"].parent))
+    return [WandbMetricsLogger()]
+
+
+def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
+    """Append each epoch's training seconds (validation excluded) to `seconds`."""
+    state = {}
+    return tf.keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: state.update(start=time.perf_counter()),
+        on_batch_end=lambda batch, logs: state.update(end=time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: seconds.append(state["end"] - state["start"]),
+    )
+
+
+def make_callbacks(args, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list) -> list:
+    callbacks = [
+        tf.keras.callbacks.ModelCheckpoint(
+            str(paths["best"]),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=best_val_loss(paths["history"]) if args.resume else None,
+        ),
+        tf.keras.callbacks.ModelCheckpoint(str(paths["last"]), save_weights_only=True),
+        tf.keras.callbacks.CSVLogger(str(paths["history"]), append=args.resume),
+        tf.keras.callbacks.TerminateOnNaN(),
+        tf.keras.callbacks.BackupAndRestore(str(paths["backup"])),
+        epoch_timer(seconds),
+        validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
+    ]
+    if args.log == "tensorboard":
+        callbacks.append(tf.keras.callbacks.TensorBoard(str(paths["tensorboard"]), write_graph=False, profile_batch=0))
+    if args.log == "wandb":
+        callbacks += wandb_callbacks(args, paths)
+    return callbacks
+
+
+def print_summary(paths: dict, seconds: list, images_per_epoch: int) -> None:
+    history = pd.read_csv(paths["history"])
+    best = history.loc[history.val_loss.idxmin()]
+    steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model
+    per_epoch = float(np.median(steady))
+    print(
+        f"best epoch {int(best.epoch) + 1} of {len(history)}: val_loss {best.val_loss:.4f}, "
+        f"val IoU {best.val_iou_score:.4f}, val F1 {best['val_f1-score']:.4f}; "
+        f"{per_epoch:.1f} s per epoch of training, {images_per_epoch / per_epoch:.1f} images/s"
+    )
+    print(f"weights: {paths['best']} (best), {paths['last']} (last)")
+    print(f"history: {paths['history']}; run config: {paths['config']}")
+    print(f"pictures: {paths['pictures']} (validation images, true and predicted masks)")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = train_args(argv)
+    data_root = Path(args.data_root)
+    paths = work_paths(Path(args.work_dir), args.backbone)
+    check_work_dir(paths, args)
+    if args.log == "wandb":
+        check_wandb_login()
+    strategy = make_strategy(args.device, args.cpu_devices)
+    replicas = strategy.num_replicas_in_sync
+    if args.batch_size % replicas:
+        fail(f"--batch_size {args.batch_size} does not split evenly over {replicas} devices")
+    if args.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+        if not tf.config.list_logical_devices("GPU"):
+            print(
+                "warning: mixed precision on the CPU is slow; --mixed_precision False is faster there", file=sys.stderr
+            )
+
+    with strategy.scope():
+        model = create_model(
+            args.backbone, args.encoder_weights, args.learning_rate, args.bn_momentum, args.jit_compile
+        )
+    train, n_train = dataloader.build_dataset(
+        dataloader.train_csvs(data_root, args.balance),
+        args.image_size,
+        args.batch_size,
+        training=True,
+        balance=args.balance,
+        group_weights=args.group_weights,
+        resize_first=args.resize_first,
+    )
+    valid, n_valid = dataloader.build_dataset(
+        [data_root / "csv_file" / "valid.csv"], args.image_size, args.batch_size, training=False,
+        resize_first=args.resize_first, replicas=replicas,
+    )  # fmt: skip
+    if n_valid == 0:
+        fail(f"{data_root}/csv_file/valid.csv lists no pairs: training needs validation data")
+    save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid})
+    steps = dataloader.steps_per_epoch(n_train, args.batch_size)
+    print(
+        f"training on {n_train} pairs ({steps} steps of {args.batch_size} = {replicas} device(s) x "
+        f"{args.batch_size // replicas}), validating on {n_valid}, for {args.epochs} epochs"
+    )
+
+    seconds = []
+    callbacks = make_callbacks(args, paths, model, valid, seconds)
+    try:
+        model.fit(
+            train,
+            epochs=args.epochs,
+            steps_per_epoch=steps,
+            validation_data=valid,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: continue with the same command and --resume (backup in {paths['backup']})", file=sys.stderr
+        )
+        sys.exit(130)
+    if args.log == "wandb":
+        import wandb
+
+        wandb.finish()
+    if args.log == "tensorboard":
+        print(f"tensorboard: python -m tensorboard.main --logdir {paths['tensorboard'].parent}")
+    print_summary(paths, seconds, steps * args.batch_size)
+
+
+if __name__ == "__main__":
+    main()
