@@ -248,3 +248,76 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
     return args
+
+
+def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Masks for new images, scores against true masks, model export, and training curves. "
+        "Writes into OUT without deleting anything there."
+    )
+    parser.add_argument("--weights", metavar="W", help="an .h5 file written by train.py")
+    parser.add_argument("--input", metavar="PATH", help="an image, or a folder searched recursively")
+    parser.add_argument("--output", required=True, metavar="OUT", help="folder for everything this writes")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="probability above which a pixel is mask (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--image_size", type=int, help="model input side in pixels (default: from run_config.json beside W)"
+    )
+    parser.add_argument("--backbone", help="the model's backbone (default: from run_config.json beside W)")
+    parser.add_argument("--batch_size", type=int, default=8, help="images per batch (default: %(default)s)")
+    parser.add_argument(
+        "--masks", metavar="DIR", help="true masks for --input, paired by relative path and name stem: score them"
+    )
+    parser.add_argument("--data_root", metavar="DATA", help="score a prepared split of DATA instead of --input")
+    parser.add_argument(
+        "--split", default="valid", choices=["train", "valid"], help="with --data_root (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--comparison",
+        metavar="PNG",
+        help="when scoring: picture of photos with true and predicted masks (default: OUT/comparison.png)",
+    )
+    parser.add_argument(
+        "--export",
+        nargs="+",
+        default=[],
+        choices=["savedmodel", "tflite"],
+        help="write OUT/savedmodel (uint8 images of any size in, probabilities at that size out) and/or "
+        "OUT/model_float16.tflite (float [0, 1] images of image_size in)",
+    )
+    parser.add_argument(
+        "--history", metavar="CSV", help="plot a run's history.csv (loss, IoU, F1) into OUT/training_curves.png"
+    )
+    args = parser.parse_args(argv)
+    if not (args.input or args.data_root or args.export or args.history):
+        parser.error("nothing to do: give --input, --data_root, --export or --history")
+    if (args.input or args.data_root or args.export) and not args.weights:
+        parser.error("--input, --data_root and --export need --weights")
+    if args.input and args.data_root:
+        parser.error("give --input (with --masks to score) or --data_root, not both")
+    if not 0 < args.threshold < 1:
+        parser.error("--threshold must be between 0 and 1")
+    return args
+
+
+def plot_history(history_csv: Path, png: Path) -> None:
+    """Loss, IoU and F1 per epoch, train and valid, from a history.csv of train.py."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    history = pd.read_csv(history_csv)
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou_score", "IoU"), ("f1-score", "F1")]):
+        axis.plot(history.epoch + 1, history[metric], label="train")
+        axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
+        axis.set(title=title, xlabel="epoch")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=90)
+    plt.close(figure)

@@ -48,3 +48,22 @@ def float16_policy():
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
     yield
     tf.keras.mixed_precision.set_global_policy("float32")
+
+
+SMALL = ["--backbone", "resnet18", "--image_size", "64", "--batch_size", "8", "--encoder_weights", "none",
+         "--mixed_precision", "false", "--device", "cpu"]  # fmt: skip
+
+
+def run_training(data_root: Path, work_dir: Path, *flags: str) -> None:
+    """train.py with a small model on small images, on the CPU."""
+    import train
+
+    train.main(["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, *flags])
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_data, tmp_path_factory) -> Path:
+    """One 2-epoch run with TensorBoard logs, shared by every test that only needs a trained model."""
+    work_dir = tmp_path_factory.mktemp("work")
+    run_training(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard")
+    return work_dir / "tensorflow"

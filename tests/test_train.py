@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from conftest import SMALL
+from conftest import run_training as run
 
 import dataloader
 import model
@@ -18,20 +20,6 @@ import train
 from utils import train_args
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--backbone", "resnet18", "--image_size", "64", "--batch_size", "8", "--encoder_weights", "none",
-         "--mixed_precision", "false", "--device", "cpu"]  # fmt: skip
-
-
-def run(data_root: Path, work_dir: Path, *flags: str) -> None:
-    train.main(["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, *flags])
-
-
-@pytest.fixture(scope="module")
-def trained(synthetic_data, tmp_path_factory) -> Path:
-    """One 2-epoch run with TensorBoard logs, shared by the tests that only need a trained model."""
-    work_dir = tmp_path_factory.mktemp("work")
-    run(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard")
-    return work_dir / "tensorflow"
 
 
 def test_a_run_writes_weights_history_config_and_logs(trained):

@@ -1,0 +1,277 @@
+"""Use a trained model: masks for new images, scores against true masks, export, pictures.
+
+    python predict.py --weights WORK/tensorflow/weights/best-weight_efficientnetb4.h5 --input photos/ --output OUT
+    python predict.py --weights W --data_root DATA --split valid --output OUT     # also scores
+    python predict.py --weights W --input photos/ --masks true_masks/ --output OUT  # also scores
+    python predict.py --weights W --export savedmodel tflite --output OUT
+    python predict.py --history WORK/tensorflow/logs/history.csv --output OUT      # training curves
+
+Masks go to OUT/masks/ (PNG, 0 and 255, at each image's size), overlays to OUT/overlays/, scores
+to OUT/metrics.csv. Nothing in OUT is deleted.
+"""
+
+import json
+import math
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tqdm import tqdm
+
+import dataloader
+from data_preparation import IMAGE_EXTENSIONS, list_by_stem, read_image, to_binary_mask, to_rgb
+from model import create_model
+from utils import fail, plot_history, predict_args, write_image
+
+COMPARISON_ROWS = 8
+
+
+def run_config(weights: Path) -> dict:
+    """The arguments of the run that wrote the weights: run_config.json beside them or a folder up."""
+    for folder in (weights.parent, weights.parent.parent):
+        if (folder / "run_config.json").exists():
+            return json.loads((folder / "run_config.json").read_text())["args"]
+    return {}
+
+
+def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]) -> tuple[tf.keras.Model, int]:
+    """The model with its weights, in float32, and its input size."""
+    if not weights.is_file():
+        fail(f"--weights {weights}: no such file")
+    saved = run_config(weights)
+    backbone, image_size = backbone or saved.get("backbone"), image_size or saved.get("image_size")
+    if not backbone or not image_size:
+        fail(f"no run_config.json beside {weights}: give --backbone and --image_size")
+    model = create_model(backbone, "none")
+    try:
+        model.load_weights(str(weights))
+    except (ValueError, OSError) as error:
+        fail(f"{weights} does not fit a {backbone} Unet: {error}")
+    return model, image_size
+
+
+def to_model_input(images: tf.Tensor, size: int) -> tf.Tensor:
+    """uint8 images of any size to the model's [0, 1] float input (antialias: smooth downscaling)."""
+    return tf.image.resize(tf.cast(images, tf.float32) / 255.0, (size, size), antialias=True)
+
+
+def to_size(probabilities: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
+    return tf.image.resize(tf.cast(probabilities, tf.float32), tf.stack([height, width]))
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Any image OpenCV reads as RGB uint8; ValueError saying why it cannot be read."""
+    return cv2.cvtColor(to_rgb(read_image(Path(path))), cv2.COLOR_BGR2RGB)
+
+
+def image_batches(paths: Sequence[Path], size: int, batch_size: int) -> tf.data.Dataset:
+    """(index, model input, height, width) batches; files that do not decode are left out."""
+
+    def load(index: np.int64) -> tuple[np.ndarray, bool]:
+        try:
+            return read_rgb(paths[index]), True
+        except (ValueError, OSError):
+            return np.zeros((1, 1, 3), np.uint8), False
+
+    def load_tensor(index: tf.Tensor):
+        image, ok = tf.numpy_function(load, [index], [tf.uint8, tf.bool])
+        image.set_shape((None, None, 3))
+        return index, image, ok
+
+    def prepare(index: tf.Tensor, image: tf.Tensor, ok: tf.Tensor):
+        return index, to_model_input(image, size), tf.shape(image)[0], tf.shape(image)[1]
+
+    return (
+        tf.data.Dataset.range(len(paths))
+        .map(load_tensor, num_parallel_calls=tf.data.AUTOTUNE)
+        .filter(lambda index, image, ok: ok)
+        .map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def predict_probabilities(
+    model: tf.keras.Model, paths: Sequence[Path], size: int, batch_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(index into paths, probability map at the image's own size) for every image that decodes."""
+    batches = image_batches(paths, size, batch_size)
+    for indices, images, heights, widths in tqdm(
+        batches, total=math.ceil(len(paths) / batch_size), desc="predicting", unit="batch"
+    ):
+        probabilities = model.predict_on_batch(images)
+        for index, probability, height, width in zip(indices.numpy(), probabilities, heights, widths):
+            yield int(index), to_size(probability, height, width).numpy()[..., 0]
+
+
+def scores(predicted: np.ndarray, true: np.ndarray) -> dict:
+    """IoU, F1, precision and recall of two boolean masks: 1 when both are empty, 0 when one is."""
+    tp = int(np.count_nonzero(predicted & true))
+    fp = int(np.count_nonzero(predicted & ~true))
+    fn = int(np.count_nonzero(~predicted & true))
+    return {**ratios(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn}
+
+
+def ratios(tp: int, fp: int, fn: int) -> dict:
+    both_empty = float(tp + fp + fn == 0)
+
+    def ratio(numerator: int, denominator: int) -> float:
+        return numerator / denominator if denominator else both_empty
+
+    return {
+        "iou": ratio(tp, tp + fp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+    }
+
+
+def print_scores(table: pd.DataFrame) -> None:
+    means = table[["iou", "f1", "precision", "recall"]].mean()
+    micro = ratios(table.tp.sum(), table.fp.sum(), table.fn.sum())
+    print(f"{len(table)} images scored")
+    print("  mean over images: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    print("  micro (all pixels): " + ", ".join(f"{k} {v:.4f}" for k, v in micro.items()))
+    print(
+        "  five worst by IoU: " + ", ".join(f"{r.image} ({r.iou:.3f})" for r in table.nsmallest(5, "iou").itertuples())
+    )
+
+
+def true_masks_by_image(rels: Sequence[Path], masks_dir: Path) -> list[Optional[Path]]:
+    """The mask in masks_dir with each image's relative path and stem, or None."""
+    if not masks_dir.is_dir():
+        fail(f"--masks {masks_dir} is not a folder")
+    masks, _ = list_by_stem(masks_dir)
+    return [masks.get(rel.with_suffix("").as_posix(), [None])[0] for rel in rels]
+
+
+def split_images(data_root: Path, split: str) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images, relative names, masks) of a prepared split."""
+    table = dataloader.read_samples(data_root / "csv_file" / f"{split}.csv")
+    images = [Path(p) for p in table.image]
+    return images, [p.relative_to(data_root / "png") for p in images], [Path(p) for p in table["mask"]]
+
+
+def input_images(input_path: Path) -> tuple[list[Path], list[Path]]:
+    """(images, names relative to the input folder) of an image, or of every image below a folder."""
+    if input_path.is_file():
+        return [input_path], [Path(input_path.name)]
+    if not input_path.is_dir():
+        fail(f"--input {input_path} does not exist")
+    files = sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        fail(f"no image in {input_path}")
+    return files, [p.relative_to(input_path) for p in files]
+
+
+def comparison_picture(samples: list, png: Path, height: int = 192) -> None:
+    """Rows of photo | true mask | predicted mask, each drawn over the photo, `height` pixels high."""
+    rows = []
+    for photo, true, predicted in samples:
+        width = round(photo.shape[1] * height / photo.shape[0])
+        tiles = [dataloader.overlay(photo, m.astype(np.uint8)) for m in (true, predicted)]
+        row = np.hstack([cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in [photo, *tiles]])
+        rows.append(row)
+    widest = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, widest - r.shape[1]), (0, 0))) for r in rows]
+    write_image(png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+
+
+def predict_and_score(model, size: int, images: list, rels: list, truths: list, args) -> None:
+    """Write masks and overlays; where a true mask is known, score; name the files left out."""
+    out = Path(args.output)
+    rows, pictures, left_out = [], [], []
+    done = set()
+    for index, probability in predict_probabilities(model, images, size, args.batch_size):
+        done.add(index)
+        mask = probability > args.threshold
+        photo = read_rgb(images[index])
+        write_image(out / "masks" / rels[index].with_suffix(".png"), mask.astype(np.uint8) * 255)
+        overlay = cv2.cvtColor(dataloader.overlay(photo, mask.astype(np.uint8)), cv2.COLOR_RGB2BGR)
+        write_image(out / "overlays" / rels[index].with_suffix(".jpg"), overlay)
+        if truths[index] is None:
+            continue
+        true = to_binary_mask(read_image(truths[index]), 127) > 0
+        if true.shape != mask.shape:
+            left_out.append(f"{truths[index]}: true mask {true.shape[::-1]} is not the image's size {mask.shape[::-1]}")
+            continue
+        rows.append({"image": rels[index].as_posix(), **scores(mask, true)})
+        rows[-1].update(true_foreground=true.mean(), predicted_foreground=mask.mean())
+        if len(pictures) < COMPARISON_ROWS:
+            pictures.append((photo, true, mask))
+    for index in sorted(set(range(len(images))) - done):
+        try:
+            read_rgb(images[index])
+        except (ValueError, OSError) as error:
+            left_out.append(f"{images[index]}: {error}")
+    print(f"{len(done)} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
+    if rows:
+        table = pd.DataFrame(rows)
+        table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
+        print_scores(table)
+        comparison = Path(args.comparison or out / "comparison.png")
+        comparison_picture(pictures, comparison)
+        print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
+    if left_out:
+        print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
+
+
+def export_savedmodel(model: tf.keras.Model, size: int, folder: Path) -> None:
+    """A SavedModel that needs only TensorFlow: uint8 images of any size in, probabilities at that size out."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    def serve(images: tf.Tensor) -> dict:
+        probabilities = model(to_model_input(images, size), training=False)
+        return {"probabilities": to_size(probabilities, tf.shape(images)[1], tf.shape(images)[2])}
+
+    module = tf.Module()
+    module.weights = list(model.weights)  # the variables only: no Keras or segmentation_models objects
+    module.serve = serve
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": serve})
+    print(f"SavedModel in {folder}: tf.saved_model.load(...).signatures['serving_default'](images=uint8 NHWC)")
+
+
+def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:
+    """A float16 TFLite model: one float image in [0, 1] of size x size in, its probabilities out."""
+
+    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])
+    def infer(image: tf.Tensor) -> dict:
+        return {"probabilities": tf.cast(model(image, training=False), tf.float32)}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    path.write_bytes(converter.convert())
+    print(f"TFLite model in {path}: input [1, {size}, {size}, 3] float in [0, 1]")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = predict_args(argv)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.history:
+        if not Path(args.history).is_file():
+            fail(f"--history {args.history}: no such file")
+        plot_history(Path(args.history), out / "training_curves.png")
+        print(f"training curves in {out / 'training_curves.png'}")
+    if not args.weights:
+        return
+    model, size = load_model(Path(args.weights), args.backbone, args.image_size)
+    if "savedmodel" in args.export:
+        export_savedmodel(model, size, out / "savedmodel")
+    if "tflite" in args.export:
+        export_tflite(model, size, out / "model_float16.tflite")
+    if args.data_root:
+        images, rels, truths = split_images(Path(args.data_root), args.split)
+        predict_and_score(model, size, images, rels, truths, args)
+    elif args.input:
+        images, rels = input_images(Path(args.input))
+        truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
+        predict_and_score(model, size, images, rels, truths, args)
+
+
+if __name__ == "__main__":
+    main()
