@@ -11,6 +11,7 @@ these small files with TensorFlow's own ops and runs the albumentations transfor
 memory does not depend on the number of samples.
 """
 
+import argparse
 import functools
 import math
 import os
@@ -213,6 +214,19 @@ def train_csvs(data_root: Path, balance: bool) -> list[Path]:
     return sorted(csv_dir.glob("train_*.csv")) if balance else [csv_dir / "train.csv"]
 
 
+def training_batches(args: argparse.Namespace) -> tuple[tf.data.Dataset, int]:
+    """The training dataset that the loader flags (utils.add_loader_args) ask for, and its sample count."""
+    return build_dataset(
+        train_csvs(Path(args.data_root), args.balance),
+        args.image_size,
+        args.batch_size,
+        training=True,
+        balance=args.balance,
+        group_weights=args.group_weights,
+        resize_first=args.resize_first,
+    )
+
+
 def steps_per_epoch(n_samples: int, global_batch: int) -> int:
     return math.ceil(n_samples / global_batch)
 
@@ -241,16 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = dataloader_args(argv)
     if args.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
-    data_root = Path(args.data_root)
-    dataset, n_samples = build_dataset(
-        train_csvs(data_root, args.balance),
-        args.image_size,
-        args.batch_size,
-        training=True,
-        balance=args.balance,
-        group_weights=args.group_weights,
-        resize_first=args.resize_first,
-    )
+    dataset, n_samples = training_batches(args)
     images, masks = next(iter(dataset))
     print(f"{n_samples} training samples, {steps_per_epoch(n_samples, args.batch_size)} steps per epoch")
     for name, batch in (("images", images), ("masks", masks)):

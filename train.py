@@ -26,7 +26,7 @@ import tensorflow as tf
 
 import dataloader
 from model import create_model
-from utils import fail, train_args
+from utils import fail, plot_history, train_args
 
 PACKAGES = [
     "tensorflow",
@@ -40,6 +40,7 @@ PACKAGES = [
 
 def make_strategy(device: Optional[list], cpu_devices: int) -> tf.distribute.Strategy:
     """Make exactly the chosen GPUs visible (or none) and return a strategy over them."""
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # number GPUs as nvidia-smi does, not fastest first
     gpus = tf.config.list_physical_devices("GPU")
     device = device or list(range(len(gpus))) or ["cpu"]
     if device == ["cpu"]:
@@ -72,6 +73,7 @@ def work_paths(work_dir: Path, backbone: str) -> dict:
         "last": root / "weights" / f"last-weight_{backbone}.h5",
         "history": root / "logs" / "history.csv",
         "pictures": root / "logs" / "validation_pictures.png",
+        "curves": root / "logs" / "training_curves.png",
         "tensorboard": root / "logs" / "tensorboard" / datetime.now().strftime("%Y%m%d-%H%M%S"),
         "backup": root / "backup",
         "config": root / "run_config.json",
@@ -201,7 +203,8 @@ def print_summary(paths: dict, seconds: list, images_per_epoch: int) -> None:
     )
     print(f"weights: {paths['best']} (best), {paths['last']} (last)")
     print(f"history: {paths['history']}; run config: {paths['config']}")
-    print(f"pictures: {paths['pictures']} (validation images, true and predicted masks)")
+    plot_history(paths["history"], paths["curves"])
+    print(f"pictures: {paths['pictures']} (validation images, true and predicted masks), {paths['curves']}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -226,15 +229,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         model = create_model(
             args.backbone, args.encoder_weights, args.learning_rate, args.bn_momentum, args.jit_compile
         )
-    train, n_train = dataloader.build_dataset(
-        dataloader.train_csvs(data_root, args.balance),
-        args.image_size,
-        args.batch_size,
-        training=True,
-        balance=args.balance,
-        group_weights=args.group_weights,
-        resize_first=args.resize_first,
-    )
+    train, n_train = dataloader.training_batches(args)
     valid, n_valid = dataloader.build_dataset(
         [data_root / "csv_file" / "valid.csv"], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=replicas,

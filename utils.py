@@ -243,6 +243,8 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--image_size must be a multiple of 32 (the Unet halves it 5 times), got {args.image_size}")
     if args.device and "cpu" in args.device and len(args.device) > 1:
         parser.error("--device takes GPU indices or cpu, not both")
+    if args.device and len(set(args.device)) < len(args.device):
+        parser.error("--device lists a GPU twice")
     if args.cpu_devices < 1 or (args.cpu_devices > 1 and args.device != ["cpu"]):
         parser.error("--cpu_devices needs --device cpu and a value of at least 1")
     if args.resume and args.overwrite:

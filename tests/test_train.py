@@ -37,6 +37,7 @@ def test_a_run_writes_weights_history_config_and_logs(trained):
     for folder in ("train", "validation", "validation_pictures"):
         assert list((runs[0] / folder).glob("events.out.tfevents.*")), folder
     assert (trained / "logs" / "validation_pictures.png").stat().st_size > 0
+    assert (trained / "logs" / "training_curves.png").stat().st_size > 0
     assert not train.has_backup(trained / "backup")  # a finished run leaves no checkpoint to resume
 
 
