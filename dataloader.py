@@ -163,13 +163,14 @@ def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]]) ->
 
 
 def batch_in_order(paths: tf.data.Dataset, n: int, batch_size: int, replicas: int, load: Callable) -> tf.data.Dataset:
-    """Load and batch in order; a last batch too small to give each of `replicas` devices a sample
-    joins the one before it: a device with an empty batch fails on the CPU (oneDNN)."""
+    """Load and batch in order; the last few samples join the batch before them. No batch is then
+    smaller than batch_size: Keras averages a metric per batch, so a last batch of two images would
+    weigh as much as a full one, and a device with an empty batch fails on the CPU (oneDNN)."""
     if n < replicas:
         fail(f"{n} validation samples cannot be split over {replicas} devices")
     remainder = n % batch_size
     parts = [(paths, batch_size)]
-    if 0 < remainder < replicas and n > batch_size:
+    if remainder and n > batch_size:
         split = n - remainder - batch_size
         parts = [(paths.take(split), batch_size), (paths.skip(split), batch_size + remainder)]
     batches = [part.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(size) for part, size in parts]
@@ -190,7 +191,7 @@ def build_dataset(
 
     training: shuffled, augmented, endless, fixed-size batches (so that MirroredStrategy splits them
     evenly); with balance, each CSV is one group drawn with group_weights. Otherwise one pass, in
-    CSV order, resize only, with every batch large enough for `replicas` devices. Batches are
+    CSV order, resize only, no batch smaller than batch_size (see batch_in_order). Batches are
     float16 under the mixed_float16 policy, float32 otherwise.
     """
     tables = load_samples(csv_paths, image_size, resize_first)

@@ -167,16 +167,22 @@ def input_images(input_path: Path) -> tuple[list[Path], list[Path]]:
     return files, [p.relative_to(input_path) for p in files]
 
 
-def comparison_picture(samples: list, png: Path, height: int = 192) -> None:
-    """Rows of photo | true mask | predicted mask, each drawn over the photo, `height` pixels high."""
+def fit_into(image: np.ndarray, side: int) -> np.ndarray:
+    """Scale to fit a side x side square, centred on black."""
+    scale = side / max(image.shape[:2])
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((side, side, 3), np.uint8)
+    top, left = (side - resized.shape[0]) // 2, (side - resized.shape[1]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    return canvas
+
+
+def comparison_picture(samples: list, png: Path, side: int = 192) -> None:
+    """Rows of photo | true mask | predicted mask, each drawn over the photo in a side x side square."""
     rows = []
     for photo, true, predicted in samples:
-        width = round(photo.shape[1] * height / photo.shape[0])
-        tiles = [dataloader.overlay(photo, m.astype(np.uint8)) for m in (true, predicted)]
-        row = np.hstack([cv2.resize(t, (width, height), interpolation=cv2.INTER_AREA) for t in [photo, *tiles]])
-        rows.append(row)
-    widest = max(r.shape[1] for r in rows)
-    rows = [np.pad(r, ((0, 0), (0, widest - r.shape[1]), (0, 0))) for r in rows]
+        tiles = [photo] + [dataloader.overlay(photo, mask.astype(np.uint8)) for mask in (true, predicted)]
+        rows.append(np.hstack([fit_into(tile, side) for tile in tiles]))
     write_image(png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
 
 

@@ -117,7 +117,7 @@ def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_d
     first, second = ([images.numpy() for images, _ in dataset] for _ in range(2))
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     valid = pd.read_csv(synthetic_data / "csv_file" / "valid.csv")
-    assert sum(len(b) for b in first) == len(valid) and len(first[-1]) == (len(valid) % 5 or 5)
+    assert sum(len(b) for b in first) == len(valid) and min(len(b) for b in first) >= 5
     expected = cv2.resize(cv2.imread(str(synthetic_data / valid.image[0])), (SIZE, SIZE), interpolation=cv2.INTER_AREA)
     assert np.abs(first[0][0] * 255 - expected[:, :, ::-1]).max() <= 1
 
