@@ -152,8 +152,9 @@ def png_path(data_root: Path, source: Path) -> Path:
 
 
 def convert(source: Path, target: Path, is_mask: bool, threshold: int, force: bool) -> bool:
-    """Write target from source unless it is up to date; True when it was written."""
-    if not force and is_up_to_date(source, target):
+    """Write target from source unless it is up to date; True when it was written. force: rewrite masks,
+    the only files that depend on the conversion settings."""
+    if not (force and is_mask) and is_up_to_date(source, target):
         return False
     image = read_image(source)
     write_image(target, to_binary_mask(image, threshold) if is_mask else to_rgb(image))
@@ -242,13 +243,15 @@ def print_summary(data_root: Path, rows: list[dict], rejected: list[dict], conve
     print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
 
 
-def settings_changed(data_root: Path, threshold: int) -> bool:
-    """Record the conversion settings; True when they differ from the last run's."""
+def conversion_settings_changed(data_root: Path, threshold: int) -> bool:
+    """True when the last finished run converted masks with another threshold."""
     path = data_root / PNG_FOLDER / "settings.json"
-    settings = {"mask_threshold": threshold}
-    previous = json.loads(path.read_text()) if path.exists() else None
-    path.write_text(json.dumps(settings) + "\n")
-    return previous is not None and previous != settings
+    return path.exists() and json.loads(path.read_text()) != {"mask_threshold": threshold}
+
+
+def record_conversion_settings(data_root: Path, threshold: int) -> None:
+    """Written only after a finished run, so that an interrupted one is converted again next time."""
+    (data_root / PNG_FOLDER / "settings.json").write_text(json.dumps({"mask_threshold": threshold}) + "\n")
 
 
 def synthetic_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -311,8 +314,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             (data_root / folder).mkdir(exist_ok=True)
     except OSError as error:
         fail(f"cannot write into {data_root}: {error.strerror}")
-    force = settings_changed(data_root, args.mask_threshold)
+    force = conversion_settings_changed(data_root, args.mask_threshold)
     results = prepare_all(pairs, data_root, args.mask_threshold, force, args.workers)
+    record_conversion_settings(data_root, args.mask_threshold)
     rows = [r for r in results if "reason" not in r]
     rejected += [r for r in results if "reason" in r]
     write_csvs(data_root, rows, rejected)

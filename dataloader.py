@@ -26,6 +26,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
+from data_preparation import CSV_FOLDER
 from utils import dataloader_args, fail, is_up_to_date, write_image
 
 CACHE_FOLDER = "cache"
@@ -69,6 +70,8 @@ def read_samples(csv_path: Path) -> pd.DataFrame:
     if not csv_path.exists():
         fail(f"{csv_path} does not exist: run data_preparation.py --data_root {csv_path.parent.parent} first")
     table = pd.read_csv(csv_path, keep_default_na=False)
+    if table.empty:
+        fail(f"{csv_path} lists no image/mask pairs")
     data_root = csv_path.parent.parent
     for column in ("image", "mask"):
         table[column] = [str(data_root / p) for p in table[column]]
@@ -81,6 +84,8 @@ def read_samples(csv_path: Path) -> pd.DataFrame:
 def resize_file(task: tuple[str, str, bool], size: int) -> None:
     source, target, is_mask = task
     image = cv2.imread(source, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{source} does not decode: run data_preparation.py again")
     interpolation = cv2.INTER_NEAREST if is_mask else cv2.INTER_AREA  # nearest keeps masks binary
     write_image(Path(target), cv2.resize(image, (size, size), interpolation=interpolation))
 
@@ -105,7 +110,10 @@ def resized_copies(table: pd.DataFrame, csv_path: Path, size: int) -> pd.DataFra
     if tasks:
         with ProcessPoolExecutor() as pool:
             work = pool.map(functools.partial(resize_file, size=size), tasks, chunksize=8)
-            list(tqdm(work, total=len(tasks), desc=f"resizing to {size}px (once)", unit="file"))
+            try:
+                list(tqdm(work, total=len(tasks), desc=f"resizing to {size}px (once)", unit="file"))
+            except ValueError as error:
+                fail(str(error))
     return resized
 
 
@@ -209,10 +217,18 @@ def build_dataset(
     return dataset, n_samples
 
 
+def split_csv(data_root: Path, split: str) -> Path:
+    return data_root / CSV_FOLDER / f"{split}.csv"
+
+
 def train_csvs(data_root: Path, balance: bool) -> list[Path]:
     """train.csv, or with balance the group CSVs, in alphabetical order of the group names."""
-    csv_dir = data_root / "csv_file"
-    return sorted(csv_dir.glob("train_*.csv")) if balance else [csv_dir / "train.csv"]
+    if not balance:
+        return [split_csv(data_root, "train")]
+    groups = sorted((data_root / CSV_FOLDER).glob("train_*.csv"))
+    if not groups:
+        fail(f"--balance needs {data_root / CSV_FOLDER}/train_<group>.csv: run data_preparation.py first")
+    return groups
 
 
 def training_batches(args: argparse.Namespace) -> tuple[tf.data.Dataset, int]:
@@ -238,6 +254,11 @@ def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     tinted[mask > 0] = (0.55 * image[mask > 0] + 0.45 * np.array([0, 255, 0])).astype(np.uint8)
     contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return cv2.drawContours(tinted, contours, -1, (0, 255, 0), 1)
+
+
+def comparison_tiles(photo: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> list[np.ndarray]:
+    """The photo, then its true and its predicted mask drawn over it."""
+    return [photo, overlay(photo, true.astype(np.uint8)), overlay(photo, predicted.astype(np.uint8))]
 
 
 def save_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns: int = 4, tile: int = 160) -> None:

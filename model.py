@@ -49,6 +49,15 @@ def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
+def build_model(backbone: str = "efficientnetb4", encoder_weights: str = "imagenet", bn_momentum: float = 0.9):
+    """The Unet with its sigmoid in float32 in any case: the focal loss clips at 1 - 1e-7, which is
+    1.0 in float16, and log(1 - 1.0) is infinite."""
+    unet = build_unet(backbone, encoder_weights)
+    set_bn_momentum(unet, bn_momentum)
+    outputs = tf.keras.layers.Activation("sigmoid", dtype="float32", name="mask")(unet.output)
+    return tf.keras.Model(unet.input, outputs, name=f"unet_{backbone}")
+
+
 def create_model(
     backbone: str = "efficientnetb4",
     encoder_weights: str = "imagenet",
@@ -56,16 +65,9 @@ def create_model(
     bn_momentum: float = 0.9,
     jit_compile: bool = False,
 ) -> tf.keras.Model:
-    """A compiled Unet: Dice + focal loss, IoU and F1 at 0.5, RectifiedAdam.
-
-    Under the mixed_float16 policy the optimizer is wrapped in a dynamic LossScaleOptimizer, and
-    the sigmoid stays in float32 in any case: the focal loss clips at 1 - 1e-7, which is 1.0 in
-    float16, and log(1 - 1.0) is infinite.
-    """
-    unet = build_unet(backbone, encoder_weights)
-    set_bn_momentum(unet, bn_momentum)
-    outputs = tf.keras.layers.Activation("sigmoid", dtype="float32", name="mask")(unet.output)
-    model = tf.keras.Model(unet.input, outputs, name=f"unet_{backbone}")
+    """build_model, compiled: Dice + focal loss, IoU and F1 at 0.5, RectifiedAdam, wrapped in a
+    dynamic LossScaleOptimizer under the mixed_float16 policy."""
+    model = build_model(backbone, encoder_weights, bn_momentum)
     optimizer = rectified_adam(learning_rate)
     if tf.keras.mixed_precision.global_policy().name == "mixed_float16":
         optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)

@@ -22,8 +22,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import dataloader
-from data_preparation import IMAGE_EXTENSIONS, list_by_stem, read_image, to_binary_mask, to_rgb
-from model import create_model
+from data_preparation import PNG_FOLDER, list_by_stem, read_image, to_binary_mask, to_rgb
+from model import build_model
 from utils import fail, plot_history, predict_args, write_image
 
 COMPARISON_ROWS = 8
@@ -45,7 +45,7 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     backbone, image_size = backbone or saved.get("backbone"), image_size or saved.get("image_size")
     if not backbone or not image_size:
         fail(f"no run_config.json beside {weights}: give --backbone and --image_size")
-    model = create_model(backbone, "none")
+    model = build_model(backbone, "none")
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as error:
@@ -67,13 +67,15 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(to_rgb(read_image(Path(path))), cv2.COLOR_BGR2RGB)
 
 
-def image_batches(paths: Sequence[Path], size: int, batch_size: int) -> tf.data.Dataset:
-    """(index, model input, height, width) batches; files that do not decode are left out."""
+def image_batches(paths: Sequence[Path], size: int, batch_size: int, errors: dict) -> tf.data.Dataset:
+    """(index, model input, height, width) batches; a file that does not decode is left out, and
+    errors[index] says why."""
 
     def load(index: np.int64) -> tuple[np.ndarray, bool]:
         try:
             return read_rgb(paths[index]), True
-        except (ValueError, OSError):
+        except (ValueError, OSError) as error:
+            errors[int(index)] = str(error)
             return np.zeros((1, 1, 3), np.uint8), False
 
     def load_tensor(index: tf.Tensor):
@@ -95,10 +97,10 @@ def image_batches(paths: Sequence[Path], size: int, batch_size: int) -> tf.data.
 
 
 def predict_probabilities(
-    model: tf.keras.Model, paths: Sequence[Path], size: int, batch_size: int
+    model: tf.keras.Model, paths: Sequence[Path], size: int, batch_size: int, errors: dict
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(index into paths, probability map at the image's own size) for every image that decodes."""
-    batches = image_batches(paths, size, batch_size)
+    batches = image_batches(paths, size, batch_size, errors)
     for indices, images, heights, widths in tqdm(
         batches, total=math.ceil(len(paths) / batch_size), desc="predicting", unit="batch"
     ):
@@ -150,21 +152,26 @@ def true_masks_by_image(rels: Sequence[Path], masks_dir: Path) -> list[Optional[
 
 def split_images(data_root: Path, split: str) -> tuple[list[Path], list[Path], list[Path]]:
     """(images, relative names, masks) of a prepared split."""
-    table = dataloader.read_samples(data_root / "csv_file" / f"{split}.csv")
+    table = dataloader.read_samples(dataloader.split_csv(data_root, split))
     images = [Path(p) for p in table.image]
-    return images, [p.relative_to(data_root / "png") for p in images], [Path(p) for p in table["mask"]]
+    return images, [p.relative_to(data_root / PNG_FOLDER) for p in images], [Path(p) for p in table["mask"]]
 
 
-def input_images(input_path: Path) -> tuple[list[Path], list[Path]]:
-    """(images, names relative to the input folder) of an image, or of every image below a folder."""
+def input_images(input_path: Path, left_out: list) -> tuple[list[Path], list[Path]]:
+    """(images, names relative to the input folder) of an image, or of every image below a folder.
+    Images sharing a name stem would write the same mask: they go to left_out."""
     if input_path.is_file():
         return [input_path], [Path(input_path.name)]
     if not input_path.is_dir():
         fail(f"--input {input_path} does not exist")
-    files = sorted(p for p in input_path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
+    by_stem, _ = list_by_stem(input_path)
+    for paths in by_stem.values():
+        if len(paths) > 1:
+            left_out += [f"{p}: several images share this name stem" for p in paths]
+    images = [paths[0] for paths in by_stem.values() if len(paths) == 1]
+    if not images:
         fail(f"no image in {input_path}")
-    return files, [p.relative_to(input_path) for p in files]
+    return images, [p.relative_to(input_path) for p in images]
 
 
 def fit_into(image: np.ndarray, side: int) -> np.ndarray:
@@ -179,28 +186,29 @@ def fit_into(image: np.ndarray, side: int) -> np.ndarray:
 
 def comparison_picture(samples: list, png: Path, side: int = 192) -> None:
     """Rows of photo | true mask | predicted mask, each drawn over the photo in a side x side square."""
-    rows = []
-    for photo, true, predicted in samples:
-        tiles = [photo] + [dataloader.overlay(photo, mask.astype(np.uint8)) for mask in (true, predicted)]
-        rows.append(np.hstack([fit_into(tile, side) for tile in tiles]))
+    rows = [np.hstack([fit_into(tile, side) for tile in dataloader.comparison_tiles(*sample)]) for sample in samples]
     write_image(png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
 
 
-def predict_and_score(model, size: int, images: list, rels: list, truths: list, args) -> None:
+def predict_and_score(model, size: int, images: list, rels: list, truths: list, left_out: list, args) -> None:
     """Write masks and overlays; where a true mask is known, score; name the files left out."""
     out = Path(args.output)
-    rows, pictures, left_out = [], [], []
-    done = set()
-    for index, probability in predict_probabilities(model, images, size, args.batch_size):
-        done.add(index)
+    rows, pictures, errors = [], [], {}
+    written = 0
+    for index, probability in predict_probabilities(model, images, size, args.batch_size, errors):
         mask = probability > args.threshold
-        photo = read_rgb(images[index])
+        photo = read_rgb(images[index])  # again: tf.data batches the resized copies, not the photos
         write_image(out / "masks" / rels[index].with_suffix(".png"), mask.astype(np.uint8) * 255)
         overlay = cv2.cvtColor(dataloader.overlay(photo, mask.astype(np.uint8)), cv2.COLOR_RGB2BGR)
         write_image(out / "overlays" / rels[index].with_suffix(".jpg"), overlay)
+        written += 1
         if truths[index] is None:
             continue
-        true = to_binary_mask(read_image(truths[index]), 127) > 0
+        try:
+            true = to_binary_mask(read_image(truths[index]), 127) > 0
+        except (ValueError, OSError) as error:
+            left_out.append(f"{truths[index]}: {error}")
+            continue
         if true.shape != mask.shape:
             left_out.append(f"{truths[index]}: true mask {true.shape[::-1]} is not the image's size {mask.shape[::-1]}")
             continue
@@ -208,12 +216,8 @@ def predict_and_score(model, size: int, images: list, rels: list, truths: list, 
         rows[-1].update(true_foreground=true.mean(), predicted_foreground=mask.mean())
         if len(pictures) < COMPARISON_ROWS:
             pictures.append((photo, true, mask))
-    for index in sorted(set(range(len(images))) - done):
-        try:
-            read_rgb(images[index])
-        except (ValueError, OSError) as error:
-            left_out.append(f"{images[index]}: {error}")
-    print(f"{len(done)} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
+    left_out += [f"{images[index]}: {error}" for index, error in sorted(errors.items())]
+    print(f"{written} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
     if rows:
         table = pd.DataFrame(rows)
         table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
@@ -270,13 +274,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         export_savedmodel(model, size, out / "savedmodel")
     if "tflite" in args.export:
         export_tflite(model, size, out / "model_float16.tflite")
+    left_out = []
     if args.data_root:
         images, rels, truths = split_images(Path(args.data_root), args.split)
-        predict_and_score(model, size, images, rels, truths, args)
     elif args.input:
-        images, rels = input_images(Path(args.input))
+        images, rels = input_images(Path(args.input), left_out)
         truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
-        predict_and_score(model, size, images, rels, truths, args)
+    else:
+        return
+    predict_and_score(model, size, images, rels, truths, left_out, args)
 
 
 if __name__ == "__main__":

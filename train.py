@@ -26,7 +26,7 @@ import tensorflow as tf
 
 import dataloader
 from model import create_model
-from utils import fail, plot_history, train_args
+from utils import fail, plot_history, train_args, write_image
 
 PACKAGES = [
     "tensorflow",
@@ -128,16 +128,16 @@ def validation_pictures(model: tf.keras.Model, valid: tf.data.Dataset, paths: di
     images, masks = next(iter(valid.unbatch().batch(count)))
     images = images.numpy().astype(np.float32)
     photos = (images * 255).round().astype(np.uint8)
-    true = [dataloader.overlay(p, m[..., 0].numpy()) for p, m in zip(photos, masks)]
+    true = masks.numpy()[..., 0] > 0.5
     writer = tf.summary.create_file_writer(str(paths["tensorboard"] / "validation_pictures")) if tensorboard else None
 
     def draw(epoch: int, logs: dict) -> None:
         predicted = model.predict(images, verbose=0)[..., 0] > 0.5
-        rows = [np.hstack([p, t, dataloader.overlay(p, m)]) for p, t, m in zip(photos, true, predicted)]
-        cv2.imwrite(str(paths["pictures"]), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+        rows = np.stack([np.hstack(dataloader.comparison_tiles(*sample)) for sample in zip(photos, true, predicted)])
+        write_image(paths["pictures"], cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
         if writer:
             with writer.as_default():
-                tf.summary.image("photo | true mask | predicted mask", np.stack(rows), step=epoch, max_outputs=count)
+                tf.summary.image("photo | true mask | predicted mask", rows, step=epoch, max_outputs=count)
 
     return tf.keras.callbacks.LambdaCallback(on_epoch_end=draw)
 
@@ -231,11 +231,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     train, n_train = dataloader.training_batches(args)
     valid, n_valid = dataloader.build_dataset(
-        [data_root / "csv_file" / "valid.csv"], args.image_size, args.batch_size, training=False,
+        [dataloader.split_csv(data_root, "valid")], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=replicas,
     )  # fmt: skip
-    if n_valid == 0:
-        fail(f"{data_root}/csv_file/valid.csv lists no pairs: training needs validation data")
     save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid})
     steps = dataloader.steps_per_epoch(n_train, args.batch_size)
     print(
@@ -253,6 +251,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             validation_data=valid,
             callbacks=callbacks,
             verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except tf.errors.OpError as error:
+        if not args.jit_compile:
+            raise
+        fail(
+            f"--jit_compile: XLA could not compile this model on this device ({type(error).__name__}); train without it"
         )
     except KeyboardInterrupt:
         print(

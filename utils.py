@@ -87,6 +87,8 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
         parser.error("--mask_threshold must be from 0 to 254")
     if args.synthetic < 0:
         parser.error("--synthetic must be 0 or more")
+    if args.workers is not None and args.workers < 1:
+        parser.error("--workers must be at least 1")
     return args
 
 
@@ -224,7 +226,12 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
         "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
     )
-    add_bool(parser, "--jit_compile", False, "compile the training step with XLA")
+    add_bool(
+        parser,
+        "--jit_compile",
+        False,
+        "compile the training step with XLA (meant for GPUs; on the CPU it failed to compile an efficientnetb0 Unet)",
+    )
     parser.add_argument(
         "--log",
         default="none",
@@ -239,6 +246,8 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_bool(parser, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
     args = parser.parse_args(argv)
     check_loader_args(parser, args)
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
     if args.image_size % 32:
         parser.error(f"--image_size must be a multiple of 32 (the Unet halves it 5 times), got {args.image_size}")
     if args.device and "cpu" in args.device and len(args.device) > 1:
@@ -300,6 +309,12 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("give --input (with --masks to score) or --data_root, not both")
     if not 0 < args.threshold < 1:
         parser.error("--threshold must be between 0 and 1")
+    if args.masks and not args.input:
+        parser.error("--masks scores the images of --input: give both")
+    if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
+        parser.error("--image_size must be a multiple of 32")
+    if args.batch_size < 1:
+        parser.error("--batch_size must be at least 1")
     return args
 
 

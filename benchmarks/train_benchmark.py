@@ -44,7 +44,7 @@ def measure(args: argparse.Namespace, policy: str, jit_compile: bool) -> tuple[f
     csv_paths = dataloader.train_csvs(Path(args.data_root), balance=False)
     loader, _ = dataloader.build_dataset(csv_paths, args.image_size, args.batch_size, training=True)
     in_memory = tf.data.Dataset.from_tensor_slices(tuple(tf.stack(t) for t in zip(*loader.take(args.steps))))
-    in_memory = in_memory.unbatch().batch(args.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
+    in_memory = in_memory.repeat().prefetch(tf.data.AUTOTUNE)
     model = create_model(args.backbone, "none", jit_compile=jit_compile)
     return (
         images_per_second(model, loader, args.steps, args.batch_size),
@@ -62,7 +62,8 @@ def main() -> None:
             try:
                 from_loader, from_memory = measure(args, policy, jit_compile)
             except Exception as error:  # XLA does not compile every model on every device: say so, go on
-                print(f"{policy:<16}{str(jit_compile):<6}  failed: {type(error).__name__}: {str(error)[:80]}")
+                reason = " ".join(str(error).split())[:90]
+                print(f"{policy:<16}{str(jit_compile):<6}  failed: {type(error).__name__}: {reason}")
                 continue
             print(
                 f"{policy:<16}{str(jit_compile):<6}{from_loader:>14.1f}{from_memory:>14.1f}"

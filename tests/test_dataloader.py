@@ -148,6 +148,14 @@ def test_missing_csv_or_listed_file_exits_2(synthetic_data, tmp_path, capsys):
     assert "gone.png" in capsys.readouterr().err
 
 
+def test_an_empty_csv_exits_2(tmp_path, capsys):
+    (tmp_path / "csv_file").mkdir()
+    (tmp_path / "csv_file" / "valid.csv").write_text("image,mask,group,height,width,foreground\n")
+    with pytest.raises(SystemExit) as exit_info:
+        dataloader.build_dataset([tmp_path / "csv_file" / "valid.csv"], SIZE, 4, training=False)
+    assert exit_info.value.code == 2 and "lists no image/mask pairs" in capsys.readouterr().err
+
+
 def test_steps_per_epoch_rounds_up():
     assert dataloader.steps_per_epoch(42, 8) == 6 and dataloader.steps_per_epoch(48, 8) == 6
 

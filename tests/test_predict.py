@@ -58,6 +58,18 @@ def test_a_corrupt_file_is_named_and_the_rest_written(trained, photos, tmp_path,
     assert not (tmp_path / "masks" / "corrupt.png").exists()
 
 
+def test_images_sharing_a_name_stem_are_left_out_not_overwritten(trained, photos, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = next(p for p in photos.glob("*.*") if p.name != "corrupt.png")
+    for suffix in (".png", ".bmp"):
+        cv2.imwrite(str(folder / f"same{suffix}"), cv2.imread(str(image)))
+    cv2.imwrite(str(folder / "other.png"), cv2.imread(str(image)))
+    predict.main(["--weights", weights_of(trained), "--input", str(folder), "--output", str(tmp_path / "out")])
+    assert "2 left out" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "out" / "masks").iterdir()] == ["other.png"]
+
+
 def test_existing_files_in_the_output_folder_are_kept(predicted):
     assert (predicted / "keep.txt").read_text() == "a file of the user's"
 
