@@ -53,7 +53,7 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     return model, image_size
 
 
-def to_model_input(images: tf.Tensor, size: int) -> tf.Tensor:
+def resize_for_model(images: tf.Tensor, size: int) -> tf.Tensor:
     """uint8 images of any size to the model's [0, 1] float input (antialias: smooth downscaling)."""
     return tf.image.resize(tf.cast(images, tf.float32) / 255.0, (size, size), antialias=True)
 
@@ -84,7 +84,7 @@ def image_batches(paths: Sequence[Path], size: int, batch_size: int, errors: dic
         return index, image, ok
 
     def prepare(index: tf.Tensor, image: tf.Tensor, ok: tf.Tensor):
-        return index, to_model_input(image, size), tf.shape(image)[0], tf.shape(image)[1]
+        return index, resize_for_model(image, size), tf.shape(image)[0], tf.shape(image)[1]
 
     return (
         tf.data.Dataset.range(len(paths))
@@ -234,7 +234,7 @@ def export_savedmodel(model: tf.keras.Model, size: int, folder: Path) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(images: tf.Tensor) -> dict:
-        probabilities = model(to_model_input(images, size), training=False)
+        probabilities = model(resize_for_model(images, size), training=False)
         return {"probabilities": to_size(probabilities, tf.shape(images)[1], tf.shape(images)[2])}
 
     module = tf.Module()

@@ -101,6 +101,13 @@ def str2bool(value: str) -> bool:
     return answers[value.lower()]
 
 
+def image_size(value: str) -> int:
+    """An --image_size: a multiple of 32, because the Unet halves it 5 times."""
+    if not value.isdigit() or int(value) < 32 or int(value) % 32:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 32 (the Unet halves it 5 times), got {value}")
+    return int(value)
+
+
 def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
     """A boolean flag: `--name`, `--name True` and `--name false` all work."""
     parser.add_argument(
@@ -110,7 +117,10 @@ def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: st
 
 def add_loader_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--image_size", type=int, default=384, help="side of the square model input in pixels (default: %(default)s)"
+        "--image_size",
+        type=image_size,
+        default=384,
+        help="side of the square model input in pixels, a multiple of 32 (default: %(default)s)",
     )
     parser.add_argument(
         "--batch_size",
@@ -145,8 +155,6 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
 
 
 def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.image_size < 32:
-        parser.error("--image_size must be at least 32")
     if args.batch_size < 1:
         parser.error("--batch_size must be at least 1")
     if args.group_weights and (not args.balance or min(args.group_weights) < 0 or sum(args.group_weights) <= 0):
@@ -248,8 +256,6 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     check_loader_args(parser, args)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
-    if args.image_size % 32:
-        parser.error(f"--image_size must be a multiple of 32 (the Unet halves it 5 times), got {args.image_size}")
     if args.device and "cpu" in args.device and len(args.device) > 1:
         parser.error("--device takes GPU indices or cpu, not both")
     if args.device and len(set(args.device)) < len(args.device):
@@ -273,7 +279,7 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--threshold", type=float, default=0.5, help="probability above which a pixel is mask (default: %(default)s)"
     )
     parser.add_argument(
-        "--image_size", type=int, help="model input side in pixels (default: from run_config.json beside W)"
+        "--image_size", type=image_size, help="model input side in pixels (default: from run_config.json beside W)"
     )
     parser.add_argument("--backbone", help="the model's backbone (default: from run_config.json beside W)")
     parser.add_argument("--batch_size", type=int, default=8, help="images per batch (default: %(default)s)")
@@ -311,8 +317,6 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--threshold must be between 0 and 1")
     if args.masks and not args.input:
         parser.error("--masks scores the images of --input: give both")
-    if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
-        parser.error("--image_size must be a multiple of 32")
     if args.batch_size < 1:
         parser.error("--batch_size must be at least 1")
     return args

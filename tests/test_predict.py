@@ -116,7 +116,7 @@ def exported(trained, tmp_path_factory) -> Path:
 
 def keras_probabilities(trained: Path, image: np.ndarray) -> np.ndarray:
     model, size = predict.load_model(Path(weights_of(trained)), None, None)
-    probabilities = model(predict.to_model_input(image[None], size), training=False)
+    probabilities = model(predict.resize_for_model(image[None], size), training=False)
     return predict.to_size(probabilities, image.shape[0], image.shape[1]).numpy()[0, ..., 0]
 
 
@@ -155,7 +155,7 @@ def test_tflite_masks_agree_with_keras(trained, synthetic_data, exported):
     model, size = predict.load_model(Path(weights_of(trained)), None, None)
     agreement = []
     for path in sorted((synthetic_data / "valid" / "images").rglob("*.*"))[:6]:
-        image = predict.to_model_input(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)[None], size).numpy()
+        image = predict.resize_for_model(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)[None], size).numpy()
         lite = run(image=image)["probabilities"] > 0.5
         agreement.append((lite == (model(image, training=False).numpy() > 0.5)).mean())
     assert min(agreement) >= 0.99, agreement
