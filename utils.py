@@ -78,7 +78,11 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
         "(which must be empty or generated before), then prepare them (default: 0, off)",
     )
     parser.add_argument(
-        "--workers", type=int, default=None, metavar="N", help="processes used for conversion (default: all cores)"
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes used for conversion (default: all cores)",
     )
     args = parser.parse_args(argv)
     if not 0 <= args.valid_fraction < 1:
@@ -87,8 +91,6 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
         parser.error("--mask_threshold must be from 0 to 254")
     if args.synthetic < 0:
         parser.error("--synthetic must be 0 or more")
-    if args.workers is not None and args.workers < 1:
-        parser.error("--workers must be at least 1")
     return args
 
 
@@ -99,6 +101,13 @@ def str2bool(value: str) -> bool:
     if value.lower() not in answers:
         raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
     return answers[value.lower()]
+
+
+def positive_int(value: str) -> int:
+    """A count that must be at least 1: batch size, epochs, workers, devices."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
+    return int(value)
 
 
 def image_size(value: str) -> int:
@@ -124,7 +133,7 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch_size",
-        type=int,
+        type=positive_int,
         default=32,
         help="global batch size: the samples of one step over all devices together (default: %(default)s)",
     )
@@ -155,8 +164,6 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
 
 
 def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.batch_size < 1:
-        parser.error("--batch_size must be at least 1")
     if args.group_weights and (not args.balance or min(args.group_weights) < 0 or sum(args.group_weights) <= 0):
         parser.error("--group_weights needs --balance, and non-negative weights that are not all 0")
 
@@ -203,14 +210,16 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--cpu_devices",
-        type=int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="with --device cpu: split the CPU into N logical devices and train on them with MirroredStrategy, "
         "to check multi-device training without GPUs (default: %(default)s)",
     )
     add_loader_args(parser)
-    parser.add_argument("--epochs", type=int, default=100, help="total epochs of the run (default: %(default)s)")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"
+    )
     parser.add_argument(
         "--learning_rate", type=float, default=1e-3, help="RectifiedAdam learning rate (default: %(default)s)"
     )
@@ -254,14 +263,12 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_bool(parser, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
     args = parser.parse_args(argv)
     check_loader_args(parser, args)
-    if args.epochs < 1:
-        parser.error("--epochs must be at least 1")
     if args.device and "cpu" in args.device and len(args.device) > 1:
         parser.error("--device takes GPU indices or cpu, not both")
     if args.device and len(set(args.device)) < len(args.device):
         parser.error("--device lists a GPU twice")
-    if args.cpu_devices < 1 or (args.cpu_devices > 1 and args.device != ["cpu"]):
-        parser.error("--cpu_devices needs --device cpu and a value of at least 1")
+    if args.cpu_devices > 1 and args.device != ["cpu"]:
+        parser.error("--cpu_devices above 1 needs --device cpu")
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
     return args
@@ -282,7 +289,7 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--image_size", type=image_size, help="model input side in pixels (default: from run_config.json beside W)"
     )
     parser.add_argument("--backbone", help="the model's backbone (default: from run_config.json beside W)")
-    parser.add_argument("--batch_size", type=int, default=8, help="images per batch (default: %(default)s)")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="images per batch (default: %(default)s)")
     parser.add_argument(
         "--masks", metavar="DIR", help="true masks for --input, paired by relative path and name stem: score them"
     )
@@ -317,8 +324,6 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--threshold must be between 0 and 1")
     if args.masks and not args.input:
         parser.error("--masks scores the images of --input: give both")
-    if args.batch_size < 1:
-        parser.error("--batch_size must be at least 1")
     return args
 
 
