@@ -24,7 +24,7 @@ from tqdm import tqdm
 import dataloader
 from data_preparation import PNG_FOLDER, list_by_stem, read_image, to_binary_mask, to_rgb
 from model import build_model
-from utils import fail, plot_history, predict_args, write_image
+from utils import MASK_THRESHOLD, fail, plot_history, predict_args, write_image
 
 COMPARISON_ROWS = 8
 
@@ -205,7 +205,7 @@ def predict_and_score(model, size: int, images: list, rels: list, truths: list, 
         if truths[index] is None:
             continue
         try:
-            true = to_binary_mask(read_image(truths[index]), 127) > 0
+            true = to_binary_mask(read_image(truths[index]), MASK_THRESHOLD) > 0
         except (ValueError, OSError) as error:
             left_out.append(f"{truths[index]}: {error}")
             continue

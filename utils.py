@@ -9,6 +9,8 @@ from typing import NoReturn, Optional, Sequence
 import cv2
 import numpy as np
 
+MASK_THRESHOLD = 127  # gray level above which a mask pixel is foreground, unless --mask_threshold says otherwise
+
 
 def fail(message: str) -> NoReturn:
     """Stop with one line on stderr and exit code 2, the code argparse uses for bad input."""
@@ -65,7 +67,7 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
     parser.add_argument(
         "--mask_threshold",
         type=int,
-        default=127,
+        default=MASK_THRESHOLD,
         help="mask pixels above this gray level (0 to 254) are foreground; "
         "masks holding only 0 and 1 are scaled instead (default: %(default)s)",
     )
