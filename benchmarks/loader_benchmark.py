@@ -34,6 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data_preparation import CSV_FOLDER, PNG_FOLDER  # noqa: E402
+
 VARIANTS = {
     "a": "keras.utils.Sequence loop",
     "b": "seed tf.data recipe",
@@ -65,18 +67,18 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
     """Write bench_root/csv_file/train.csv listing `count` distinct files, cycling over DATA's pairs."""
-    csv_dir = data_root / "csv_file"
+    csv_dir = data_root / CSV_FOLDER
     real = pd.concat([pd.read_csv(csv_dir / "train.csv"), pd.read_csv(csv_dir / "valid.csv")], ignore_index=True)
     rows = []
     for i in range(count):
         row = real.iloc[i % len(real)].copy()
         for column in ("image", "mask"):
-            relative = f"png/{column}s/{i:06d}.png"
+            relative = f"{PNG_FOLDER}/{column}s/{i:06d}.png"
             link_or_copy(data_root / row[column], bench_root / relative)
             row[column] = relative
         rows.append(row)
-    (bench_root / "csv_file").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(bench_root / "csv_file" / "train.csv", index=False)
+    (bench_root / CSV_FOLDER).mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(bench_root / CSV_FOLDER / "train.csv", index=False)
 
 
 def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
@@ -149,7 +151,7 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
 
     import dataloader
 
-    csv_path = bench_root / "csv_file" / "train.csv"
+    csv_path = dataloader.split_csv(bench_root, "train")
     table = dataloader.read_samples(csv_path)
     extra = {}
     if variant == "a":
@@ -202,8 +204,10 @@ def main() -> None:
         print(json.dumps(run_variant(args.run_variant, Path(args.bench_root), args)))
         return
     data_root = Path(args.data_root)
-    if not (data_root / "csv_file" / "train.csv").exists():
-        sys.exit(f"error: {data_root}/csv_file/train.csv not found: run data_preparation.py --data_root {data_root}")
+    if not (data_root / CSV_FOLDER / "train.csv").exists():
+        sys.exit(
+            f"error: {data_root / CSV_FOLDER}/train.csv not found: run data_preparation.py --data_root {data_root}"
+        )
     cores = len(os.sched_getaffinity(0))
     print(f"{args.samples} samples, {args.image_size}px, batch {args.batch_size}, train transform, {cores} cores")
     with tempfile.TemporaryDirectory(prefix="loader_benchmark_") as folder:

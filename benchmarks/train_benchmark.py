@@ -20,13 +20,16 @@ import tensorflow as tf  # noqa: E402
 import dataloader  # noqa: E402
 import train  # noqa: E402
 from model import create_model  # noqa: E402
+from utils import image_size  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_root", required=True, metavar="DATA", help="a prepared dataset")
     parser.add_argument("--backbone", default="efficientnetb4", help="(default: %(default)s)")
-    parser.add_argument("--image_size", type=int, default=384, help="pixels (default: %(default)s)")
+    parser.add_argument(
+        "--image_size", type=image_size, default=384, help="pixels, a multiple of 32 (default: %(default)s)"
+    )
     parser.add_argument("--batch_size", type=int, default=8, help="(default: %(default)s)")
     parser.add_argument("--steps", type=int, default=10, help="steps timed per case (default: %(default)s)")
     return parser.parse_args()
