@@ -12,8 +12,6 @@ import tensorflow as tf
 
 import predict
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def weights_of(trained: Path) -> str:
     return str(trained / "weights" / "best-weight_resnet18.h5")

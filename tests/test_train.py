@@ -5,21 +5,18 @@ import math
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import SMALL
+from conftest import REPO, SMALL
 from conftest import run_training as run
 
 import dataloader
 import model
 import train
 from utils import train_args
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_a_run_writes_weights_history_config_and_logs(trained):
@@ -81,6 +78,14 @@ def test_image_size_must_be_a_multiple_of_32(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_args(["--data_root", "d", "--image_size", "100"])
     assert exit_info.value.code == 2 and "multiple of 32" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--batch_size", "--epochs", "--cpu_devices"])
+def test_counts_below_1_exit_2(flag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_args(["--data_root", "d", "--device", "cpu", flag, "0"])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: must be a whole number of at least 1" in capsys.readouterr().err
 
 
 def test_missing_gpu_exits_2_naming_the_gpus(synthetic_data, tmp_path, capsys):
