@@ -201,6 +201,11 @@ def relative(data_root: Path, path: Optional[Path]) -> str:
     return path.relative_to(data_root).as_posix() if path is not None else ""
 
 
+def split_csv(data_root: Path, split: str) -> Path:
+    """Where the CSV of a split ("train", "valid", "train_<group>") lives."""
+    return data_root / CSV_FOLDER / f"{split}.csv"
+
+
 def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict]) -> list[Path]:
     """Write train, valid, train_<group> and rejected CSVs, removing group CSVs of earlier runs."""
     csv_dir = data_root / CSV_FOLDER
@@ -210,10 +215,10 @@ def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict]) -> list[
     table = table.sort_values("image")
     written = []
     for split in ("train", "valid"):
-        written.append(csv_dir / f"{split}.csv")
+        written.append(split_csv(data_root, split))
         table[table.split == split][CSV_COLUMNS].to_csv(written[-1], index=False, float_format="%.6f")
     for group, members in table[table.split == "train"].groupby("group"):
-        written.append(csv_dir / f"train_{group}.csv")
+        written.append(split_csv(data_root, f"train_{group}"))
         members[CSV_COLUMNS].to_csv(written[-1], index=False, float_format="%.6f")
     for stale in set(csv_dir.glob("train_*.csv")) - set(written):
         stale.unlink()

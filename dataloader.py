@@ -26,7 +26,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from data_preparation import CSV_FOLDER
+from data_preparation import CSV_FOLDER, split_csv
 from utils import dataloader_args, fail, is_up_to_date, write_image
 
 CACHE_FOLDER = "cache"
@@ -215,10 +215,6 @@ def build_dataset(
     dtype = tf.as_dtype(tf.keras.mixed_precision.global_policy().compute_dtype)
     dataset = batches.map(to_model_input(dtype), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return dataset, n_samples
-
-
-def split_csv(data_root: Path, split: str) -> Path:
-    return data_root / CSV_FOLDER / f"{split}.csv"
 
 
 def train_csvs(data_root: Path, balance: bool) -> list[Path]:

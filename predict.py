@@ -22,7 +22,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import dataloader
-from data_preparation import PNG_FOLDER, list_by_stem, read_image, to_binary_mask, to_rgb
+from data_preparation import PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
 from utils import MASK_THRESHOLD, fail, plot_history, predict_args, write_image
 
@@ -152,7 +152,7 @@ def true_masks_by_image(rels: Sequence[Path], masks_dir: Path) -> list[Optional[
 
 def split_images(data_root: Path, split: str) -> tuple[list[Path], list[Path], list[Path]]:
     """(images, relative names, masks) of a prepared split."""
-    table = dataloader.read_samples(dataloader.split_csv(data_root, split))
+    table = dataloader.read_samples(split_csv(data_root, split))
     images = [Path(p) for p in table.image]
     return images, [p.relative_to(data_root / PNG_FOLDER) for p in images], [Path(p) for p in table["mask"]]
 

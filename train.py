@@ -25,6 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 import dataloader
+from data_preparation import split_csv
 from model import create_model
 from utils import fail, plot_history, train_args, write_image
 
@@ -231,7 +232,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         )
     train, n_train = dataloader.training_batches(args)
     valid, n_valid = dataloader.build_dataset(
-        [dataloader.split_csv(data_root, "valid")], args.image_size, args.batch_size, training=False,
+        [split_csv(data_root, "valid")], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=replicas,
     )  # fmt: skip
     save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid})

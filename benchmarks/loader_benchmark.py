@@ -34,7 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_preparation import CSV_FOLDER, PNG_FOLDER  # noqa: E402
+from data_preparation import PNG_FOLDER, split_csv  # noqa: E402
+from utils import positive_int  # noqa: E402
 
 VARIANTS = {
     "a": "keras.utils.Sequence loop",
@@ -47,10 +48,12 @@ VARIANTS = {
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data_root", required=True, metavar="DATA", help="a prepared dataset")
-    parser.add_argument("--samples", type=int, default=400, help="samples listed (default: %(default)s)")
+    parser.add_argument("--samples", type=positive_int, default=400, help="samples listed (default: %(default)s)")
     parser.add_argument("--image_size", type=int, default=384, help="pixels (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=32, help="(default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs read; the last is timed (default: %(default)s)")
+    parser.add_argument("--batch_size", type=positive_int, default=32, help="(default: %(default)s)")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=2, help="epochs read; the last is timed (default: %(default)s)"
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), help="(default: all)")
     parser.add_argument("--run_variant", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--bench_root", help=argparse.SUPPRESS)
@@ -67,8 +70,7 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
     """Write bench_root/csv_file/train.csv listing `count` distinct files, cycling over DATA's pairs."""
-    csv_dir = data_root / CSV_FOLDER
-    real = pd.concat([pd.read_csv(csv_dir / "train.csv"), pd.read_csv(csv_dir / "valid.csv")], ignore_index=True)
+    real = pd.concat([pd.read_csv(split_csv(data_root, split)) for split in ("train", "valid")], ignore_index=True)
     rows = []
     for i in range(count):
         row = real.iloc[i % len(real)].copy()
@@ -77,8 +79,8 @@ def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
             link_or_copy(data_root / row[column], bench_root / relative)
             row[column] = relative
         rows.append(row)
-    (bench_root / CSV_FOLDER).mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(bench_root / CSV_FOLDER / "train.csv", index=False)
+    split_csv(bench_root, "train").parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(split_csv(bench_root, "train"), index=False)
 
 
 def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
@@ -151,7 +153,7 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
 
     import dataloader
 
-    csv_path = dataloader.split_csv(bench_root, "train")
+    csv_path = split_csv(bench_root, "train")
     table = dataloader.read_samples(csv_path)
     extra = {}
     if variant == "a":
@@ -204,10 +206,8 @@ def main() -> None:
         print(json.dumps(run_variant(args.run_variant, Path(args.bench_root), args)))
         return
     data_root = Path(args.data_root)
-    if not (data_root / CSV_FOLDER / "train.csv").exists():
-        sys.exit(
-            f"error: {data_root / CSV_FOLDER}/train.csv not found: run data_preparation.py --data_root {data_root}"
-        )
+    if not split_csv(data_root, "train").exists():
+        sys.exit(f"error: {split_csv(data_root, 'train')} not found: run data_preparation.py --data_root {data_root}")
     cores = len(os.sched_getaffinity(0))
     print(f"{args.samples} samples, {args.image_size}px, batch {args.batch_size}, train transform, {cores} cores")
     with tempfile.TemporaryDirectory(prefix="loader_benchmark_") as folder:

@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 import dataloader  # noqa: E402
 import train  # noqa: E402
 from model import create_model  # noqa: E402
-from utils import image_size  # noqa: E402
+from utils import image_size, positive_int  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -30,8 +30,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--image_size", type=image_size, default=384, help="pixels, a multiple of 32 (default: %(default)s)"
     )
-    parser.add_argument("--batch_size", type=int, default=8, help="(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=10, help="steps timed per case (default: %(default)s)")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="(default: %(default)s)")
+    parser.add_argument("--steps", type=positive_int, default=10, help="steps timed per case (default: %(default)s)")
     return parser.parse_args()
 
 
