@@ -79,8 +79,9 @@ def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
             link_or_copy(data_root / row[column], bench_root / relative)
             row[column] = relative
         rows.append(row)
-    split_csv(bench_root, "train").parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(split_csv(bench_root, "train"), index=False)
+    csv_path = split_csv(bench_root, "train")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(csv_path, index=False)
 
 
 def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
@@ -206,8 +207,9 @@ def main() -> None:
         print(json.dumps(run_variant(args.run_variant, Path(args.bench_root), args)))
         return
     data_root = Path(args.data_root)
-    if not split_csv(data_root, "train").exists():
-        sys.exit(f"error: {split_csv(data_root, 'train')} not found: run data_preparation.py --data_root {data_root}")
+    train_csv = split_csv(data_root, "train")
+    if not train_csv.exists():
+        sys.exit(f"error: {train_csv} not found: run data_preparation.py --data_root {data_root}")
     cores = len(os.sched_getaffinity(0))
     print(f"{args.samples} samples, {args.image_size}px, batch {args.batch_size}, train transform, {cores} cores")
     with tempfile.TemporaryDirectory(prefix="loader_benchmark_") as folder:
