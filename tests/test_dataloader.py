@@ -80,9 +80,11 @@ def test_image_and_mask_move_together(mask_is_green_channel):
     csv_path = mask_is_green_channel / "csv_file" / "train.csv"
     dataset, _ = dataloader.build_dataset([csv_path], GREEN_SIZE, 24, training=True)
     images, masks = next(iter(dataset))
-    # RGB order in the batch: channel 1 is green
-    agreement = ((images[..., 1].numpy() > 0.5) == (masks[..., 0].numpy() > 0.5)).mean(axis=(1, 2))
-    assert agreement.min() >= 0.99, agreement
+    # Green above red marks the ellipse, not the background or the black border, whatever the brightness:
+    # a darkening can take the whole ellipse below green 0.5 (2 images in 4800), and noise the border above red.
+    greener = (images[..., 1] - images[..., 0]).numpy() > 0.1
+    agreement = (greener == (masks[..., 0].numpy() > 0.5)).mean(axis=(1, 2))
+    assert agreement.min() >= 0.98, agreement  # lowest of 4800 augmented images: 0.989; a mask left unmoved: about 0.7
     assert masks.numpy().mean() > 0.1  # the shapes are there, not all cut away
 
 
