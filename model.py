@@ -12,14 +12,15 @@ import tensorflow as tf  # noqa: E402
 from utils import fail  # noqa: E402
 
 
-def rectified_adam(learning_rate: float) -> tf.keras.optimizers.Optimizer:
+def rectified_adam(learning_rate: float, weight_decay: float = 0.0) -> tf.keras.optimizers.Optimizer:
     """The only use of tensorflow_addons, which does not import on TensorFlow 2.16 and later:
-    a move to a newer TensorFlow replaces this function and nothing else."""
+    a move to a newer TensorFlow replaces this function and nothing else. Its weight decay is
+    decoupled from the gradient: each step shrinks every weight by learning_rate * weight_decay."""
     with warnings.catch_warnings():  # its end-of-life notice; the README says why it is still used
         warnings.simplefilter("ignore", UserWarning)
         import tensorflow_addons as tfa
 
-    return tfa.optimizers.RectifiedAdam(learning_rate)
+    return tfa.optimizers.RectifiedAdam(learning_rate, weight_decay=weight_decay)
 
 
 def build_unet(backbone: str, encoder_weights: str) -> tf.keras.Model:
@@ -62,13 +63,14 @@ def create_model(
     backbone: str = "efficientnetb4",
     encoder_weights: str = "imagenet",
     learning_rate: float = 1e-3,
+    weight_decay: float = 0.0,
     bn_momentum: float = 0.9,
     jit_compile: bool = False,
 ) -> tf.keras.Model:
     """build_model, compiled: Dice + focal loss, IoU and F1 at 0.5, RectifiedAdam, wrapped in a
     dynamic LossScaleOptimizer under the mixed_float16 policy."""
     model = build_model(backbone, encoder_weights, bn_momentum)
-    optimizer = rectified_adam(learning_rate)
+    optimizer = rectified_adam(learning_rate, weight_decay)
     if tf.keras.mixed_precision.global_policy().name == "mixed_float16":
         optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
     model.compile(

@@ -228,7 +228,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
     with strategy.scope():
         model = create_model(
-            args.backbone, args.encoder_weights, args.learning_rate, args.bn_momentum, args.jit_compile
+            args.backbone,
+            args.encoder_weights,
+            args.learning_rate,
+            args.weight_decay,
+            args.bn_momentum,
+            args.jit_compile,
         )
     train, n_train = dataloader.training_batches(args)
     valid, n_valid = dataloader.build_dataset(

@@ -63,6 +63,17 @@ def test_bn_momentum_reaches_every_batchnorm_layer():
     assert len(momenta) > 10 and set(momenta) == {0.5}
 
 
+def test_weight_decay_reaches_rectified_adam():
+    assert train_args(["--data_root", "d", "--weight_decay", "0.5"]).weight_decay == 0.5
+    assert model.create_model("resnet18", "none", weight_decay=0.5).optimizer.get_config()["weight_decay"] == 0.5
+
+
+def test_negative_weight_decay_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        train_args(["--data_root", "d", "--weight_decay", "-1"])
+    assert stop.value.code == 2 and "--weight_decay: must be a number of at least 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text, value", [("False", False), ("0", False), ("no", False), ("True", True), ("1", True)])
 def test_booleans_parse_as_written(text, value):
     assert train_args(["--data_root", "d", "--mixed_precision", text]).mixed_precision is value
