@@ -1,6 +1,7 @@
 """Command-line flags for every script, defined once, and small shared helpers."""
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -113,13 +114,13 @@ def positive_int(value: str) -> int:
 
 
 def non_negative_float(value: str) -> float:
-    """A rate that may be 0 but not below: weight decay."""
+    """A finite rate that may be 0 but not below: weight decay."""
     try:
         number = float(value)
     except ValueError:
-        number = -1.0
-    if not number >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {value}")
+        number = math.nan
+    if not 0 <= number < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {value}")
     return number
 
 

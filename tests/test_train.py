@@ -71,7 +71,7 @@ def test_weight_decay_reaches_rectified_adam():
 def test_negative_weight_decay_is_refused(capsys):
     with pytest.raises(SystemExit) as stop:
         train_args(["--data_root", "d", "--weight_decay", "-1"])
-    assert stop.value.code == 2 and "--weight_decay: must be a number of at least 0" in capsys.readouterr().err
+    assert stop.value.code == 2 and "--weight_decay: must be a finite number of at least 0" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, value", [("False", False), ("0", False), ("no", False), ("True", True), ("1", True)])
