@@ -230,10 +230,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         model = create_model(
             args.backbone,
             args.encoder_weights,
-            args.learning_rate,
-            args.weight_decay,
-            args.bn_momentum,
-            args.jit_compile,
+            learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            bn_momentum=args.bn_momentum,
+            jit_compile=args.jit_compile,
         )
     train, n_train = dataloader.training_batches(args)
     valid, n_valid = dataloader.build_dataset(
