@@ -27,7 +27,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from data_preparation import CSV_FOLDER, split_csv
-from utils import dataloader_args, fail, is_up_to_date, write_image
+from pictures import save_grid
+from utils import UserError, dataloader_args, exit_on_user_error, is_up_to_date, write_image
 
 CACHE_FOLDER = "cache"
 
@@ -66,18 +67,22 @@ def valid_transform(size: int) -> A.Compose:
 
 
 def read_samples(csv_path: Path) -> pd.DataFrame:
-    """A prepared CSV with absolute paths; stops with one line if the CSV or a listed file is missing."""
+    """A prepared CSV with absolute paths; UserError if the CSV or a listed file is missing."""
     if not csv_path.exists():
-        fail(f"{csv_path} does not exist: run data_preparation.py --data_root {csv_path.parent.parent} first")
+        raise UserError(
+            f"{csv_path} does not exist: run data_preparation.py --data_root {csv_path.parent.parent} first"
+        )
     table = pd.read_csv(csv_path, keep_default_na=False)
     if table.empty:
-        fail(f"{csv_path} lists no image/mask pairs")
+        raise UserError(f"{csv_path} lists no image/mask pairs")
     data_root = csv_path.parent.parent
     for column in ("image", "mask"):
         table[column] = [str(data_root / p) for p in table[column]]
     missing = [p for p in pd.concat([table.image, table["mask"]]) if not os.path.exists(p)]
     if missing:
-        fail(f"{csv_path} lists {len(missing)} missing files, first {missing[0]}: run data_preparation.py again")
+        raise UserError(
+            f"{csv_path} lists {len(missing)} missing files, first {missing[0]}: run data_preparation.py again"
+        )
     return table
 
 
@@ -113,7 +118,7 @@ def resized_copies(table: pd.DataFrame, csv_path: Path, size: int) -> pd.DataFra
             try:
                 list(tqdm(work, total=len(tasks), desc=f"resizing to {size}px (once)", unit="file"))
             except ValueError as error:
-                fail(str(error))
+                raise UserError(str(error)) from error
     return resized
 
 
@@ -165,7 +170,7 @@ def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]]) ->
     if weights is None:
         weights = [1.0] * len(tables)
     if len(weights) != len(tables):
-        fail(f"--group_weights got {len(weights)} weights for {len(tables)} groups")
+        raise UserError(f"--group_weights got {len(weights)} weights for {len(tables)} groups")
     weights = [w / sum(weights) for w in weights]
     return tf.data.Dataset.sample_from_datasets([path_dataset(t, training=True) for t in tables], weights=weights)
 
@@ -175,7 +180,7 @@ def batch_in_order(paths: tf.data.Dataset, n: int, batch_size: int, replicas: in
     smaller than batch_size: Keras averages a metric per batch, so a last batch of two images would
     weigh as much as a full one, and a device with an empty batch fails on the CPU (oneDNN)."""
     if n < replicas:
-        fail(f"{n} validation samples cannot be split over {replicas} devices")
+        raise UserError(f"{n} validation samples cannot be split over {replicas} devices")
     remainder = n % batch_size
     parts = [(paths, batch_size)]
     if remainder and n > batch_size:
@@ -223,7 +228,7 @@ def train_csvs(data_root: Path, balance: bool) -> list[Path]:
         return [split_csv(data_root, "train")]
     groups = sorted((data_root / CSV_FOLDER).glob("train_*.csv"))
     if not groups:
-        fail(f"--balance needs {data_root / CSV_FOLDER}/train_<group>.csv: run data_preparation.py first")
+        raise UserError(f"--balance needs {data_root / CSV_FOLDER}/train_<group>.csv: run data_preparation.py first")
     return groups
 
 
@@ -244,33 +249,8 @@ def steps_per_epoch(n_samples: int, global_batch: int) -> int:
     return math.ceil(n_samples / global_batch)
 
 
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """RGB uint8 image with the mask tinted green and its edge drawn, for people to look at."""
-    tinted = image.copy()
-    tinted[mask > 0] = (0.55 * image[mask > 0] + 0.45 * np.array([0, 255, 0])).astype(np.uint8)
-    contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return cv2.drawContours(tinted, contours, -1, (0, 255, 0), 1)
-
-
-def comparison_tiles(photo: np.ndarray, true: np.ndarray, predicted: np.ndarray) -> list[np.ndarray]:
-    """The photo, then its true and its predicted mask drawn over it."""
-    return [photo, overlay(photo, true.astype(np.uint8)), overlay(photo, predicted.astype(np.uint8))]
-
-
-def save_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns: int = 4, tile: int = 160) -> None:
-    """Save samples beside their overlays, `columns` pairs a row, each at most `tile` pixels wide."""
-    side = min(tile, images.shape[1])
-    images = [cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA) for image in images]
-    masks = [cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST) for mask in masks]
-    tiles = [np.hstack([image, overlay(image, mask)]) for image, mask in zip(images, masks)]
-    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
-    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
-
-
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = dataloader_args(argv)
+def show_batch(args: argparse.Namespace) -> None:
+    """Print one training batch's shapes, dtypes and value ranges, and save the augmentation grid."""
     if args.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
     dataset, n_samples = training_batches(args)
@@ -282,6 +262,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     to_uint8 = tf.image.convert_image_dtype(tf.cast(images[:12], tf.float32), tf.uint8).numpy()
     save_grid(to_uint8, masks[:12].numpy(), Path(args.output))
     print(f"saved {args.output}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = dataloader_args(argv)
+    with exit_on_user_error():
+        show_batch(args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ os.environ.setdefault("SM_FRAMEWORK", "tf.keras")  # segmentation_models reads t
 import segmentation_models as sm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from utils import fail  # noqa: E402
+from utils import UserError  # noqa: E402
 
 
 def rectified_adam(learning_rate: float, weight_decay: float = 0.0) -> tf.keras.optimizers.Optimizer:
@@ -26,21 +26,21 @@ def rectified_adam(learning_rate: float, weight_decay: float = 0.0) -> tf.keras.
 def build_unet(backbone: str, encoder_weights: str) -> tf.keras.Model:
     """sm.Unet with one class; 'imagenet' weights are downloaded, or read from a local file."""
     if backbone not in sm.get_available_backbone_names():
-        fail(
+        raise UserError(
             f"--backbone {backbone} is not one of segmentation_models': {', '.join(sm.get_available_backbone_names())}"
         )
     weights = None if encoder_weights == "none" else encoder_weights
     if weights not in (None, "imagenet") and not Path(weights).is_file():
-        fail(f"--encoder_weights {weights}: no such file")
+        raise UserError(f"--encoder_weights {weights}: no such file")
     try:
         return sm.Unet(backbone, classes=1, activation="linear", encoder_weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # a failed download raises a plain Exception, a wrong file ValueError or OSError
         if weights != "imagenet":
-            fail(f"--encoder_weights {weights} cannot be loaded into {backbone}: {error}")
-        fail(
+            raise UserError(f"--encoder_weights {weights} cannot be loaded into {backbone}: {error}") from error
+        raise UserError(
             f"could not download the ImageNet weights of {backbone} ({type(error).__name__}; no internet?): "
             "train from scratch with --encoder_weights none, or give a local weights file with --encoder_weights PATH"
-        )
+        ) from error
 
 
 def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:

@@ -10,6 +10,7 @@ Masks go to OUT/masks/ (PNG, 0 and 255, at each image's size), overlays to OUT/o
 to OUT/metrics.csv. Nothing in OUT is deleted.
 """
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -24,9 +25,11 @@ from tqdm import tqdm
 import dataloader
 from data_preparation import PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
-from utils import MASK_THRESHOLD, fail, plot_history, predict_args, write_image
+from pictures import overlay, plot_history, save_comparison, save_picture
+from utils import MASK_THRESHOLD, UserError, exit_on_user_error, predict_args, write_image
 
 COMPARISON_ROWS = 8
+COMPARISON_SIDE = 192  # pixels of each tile in comparison.png
 
 
 def run_config(weights: Path) -> dict:
@@ -40,16 +43,16 @@ def run_config(weights: Path) -> dict:
 def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]) -> tuple[tf.keras.Model, int]:
     """The model with its weights, in float32, and its input size."""
     if not weights.is_file():
-        fail(f"--weights {weights}: no such file")
+        raise UserError(f"--weights {weights}: no such file")
     saved = run_config(weights)
     backbone, image_size = backbone or saved.get("backbone"), image_size or saved.get("image_size")
     if not backbone or not image_size:
-        fail(f"no run_config.json beside {weights}: give --backbone and --image_size")
+        raise UserError(f"no run_config.json beside {weights}: give --backbone and --image_size")
     model = build_model(backbone, "none")
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as error:
-        fail(f"{weights} does not fit a {backbone} Unet: {error}")
+        raise UserError(f"{weights} does not fit a {backbone} Unet: {error}") from error
     return model, image_size
 
 
@@ -145,7 +148,7 @@ def print_scores(table: pd.DataFrame) -> None:
 def true_masks_by_image(rels: Sequence[Path], masks_dir: Path) -> list[Optional[Path]]:
     """The mask in masks_dir with each image's relative path and stem, or None."""
     if not masks_dir.is_dir():
-        fail(f"--masks {masks_dir} is not a folder")
+        raise UserError(f"--masks {masks_dir} is not a folder")
     masks, _ = list_by_stem(masks_dir)
     return [masks.get(rel.with_suffix("").as_posix(), [None])[0] for rel in rels]
 
@@ -163,70 +166,82 @@ def input_images(input_path: Path, left_out: list) -> tuple[list[Path], list[Pat
     if input_path.is_file():
         return [input_path], [Path(input_path.name)]
     if not input_path.is_dir():
-        fail(f"--input {input_path} does not exist")
+        raise UserError(f"--input {input_path} does not exist")
     by_stem, _ = list_by_stem(input_path)
     for paths in by_stem.values():
         if len(paths) > 1:
             left_out += [f"{p}: several images share this name stem" for p in paths]
     images = [paths[0] for paths in by_stem.values() if len(paths) == 1]
     if not images:
-        fail(f"no image in {input_path}")
+        raise UserError(f"no image in {input_path}")
     return images, [p.relative_to(input_path) for p in images]
 
 
-def fit_into(image: np.ndarray, side: int) -> np.ndarray:
-    """Scale to fit a side x side square, centred on black."""
-    scale = side / max(image.shape[:2])
-    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((side, side, 3), np.uint8)
-    top, left = (side - resized.shape[0]) // 2, (side - resized.shape[1]) // 2
-    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
-    return canvas
-
-
-def comparison_picture(samples: list, png: Path, side: int = 192) -> None:
-    """Rows of photo | true mask | predicted mask, each drawn over the photo in a side x side square."""
-    rows = [np.hstack([fit_into(tile, side) for tile in dataloader.comparison_tiles(*sample)]) for sample in samples]
-    write_image(png, cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
-
-
-def predict_and_score(model, size: int, images: list, rels: list, truths: list, left_out: list, args) -> None:
-    """Write masks and overlays; where a true mask is known, score; name the files left out."""
-    out = Path(args.output)
-    rows, pictures, errors = [], [], {}
-    written = 0
+def predict_and_write(
+    model: tf.keras.Model, size: int, images: list, rels: list, out: Path, args: argparse.Namespace, errors: dict
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Write each image's mask and overlay into out; yield (index, photo, mask) for scoring."""
     for index, probability in predict_probabilities(model, images, size, args.batch_size, errors):
         mask = probability > args.threshold
         photo = read_rgb(images[index])  # again: tf.data batches the resized copies, not the photos
         write_image(out / "masks" / rels[index].with_suffix(".png"), mask.astype(np.uint8) * 255)
-        overlay = cv2.cvtColor(dataloader.overlay(photo, mask.astype(np.uint8)), cv2.COLOR_RGB2BGR)
-        write_image(out / "overlays" / rels[index].with_suffix(".jpg"), overlay)
-        written += 1
+        save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), overlay(photo, mask))
+        yield index, photo, mask
+
+
+def read_true_mask(path: Path, shape: tuple) -> np.ndarray:
+    """A true mask as booleans of the given shape; ValueError saying why it cannot be used."""
+    true = to_binary_mask(read_image(path), MASK_THRESHOLD) > 0
+    if true.shape != shape:
+        raise ValueError(f"true mask {true.shape[::-1]} is not the image's size {shape[::-1]}")
+    return true
+
+
+def score_predictions(predictions: Iterator, rels: list, truths: list, left_out: list) -> tuple[list, list]:
+    """One row of scores per prediction whose true mask is known, and the first COMPARISON_ROWS
+    (photo, true, predicted) samples to draw. True masks that cannot be used go to left_out."""
+    rows, samples = [], []
+    for index, photo, mask in predictions:
         if truths[index] is None:
             continue
         try:
-            true = to_binary_mask(read_image(truths[index]), MASK_THRESHOLD) > 0
+            true = read_true_mask(truths[index], mask.shape)
         except (ValueError, OSError) as error:
             left_out.append(f"{truths[index]}: {error}")
             continue
-        if true.shape != mask.shape:
-            left_out.append(f"{truths[index]}: true mask {true.shape[::-1]} is not the image's size {mask.shape[::-1]}")
-            continue
         rows.append({"image": rels[index].as_posix(), **scores(mask, true)})
         rows[-1].update(true_foreground=true.mean(), predicted_foreground=mask.mean())
-        if len(pictures) < COMPARISON_ROWS:
-            pictures.append((photo, true, mask))
-    left_out += [f"{images[index]}: {error}" for index, error in sorted(errors.items())]
+        if len(samples) < COMPARISON_ROWS:
+            samples.append((photo, true, mask))
+    return rows, samples
+
+
+def report(out: Path, written: int, rows: list, samples: list, left_out: list, comparison: Path) -> None:
+    """Say where the masks are; write, print and draw the scores; name the files left out."""
     print(f"{written} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
     if rows:
         table = pd.DataFrame(rows)
         table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
         print_scores(table)
-        comparison = Path(args.comparison or out / "comparison.png")
-        comparison_picture(pictures, comparison)
+        save_comparison(samples, comparison, side=COMPARISON_SIDE)
         print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
     if left_out:
         print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
+
+
+def predict_and_score(model: tf.keras.Model, size: int, args: argparse.Namespace, out: Path) -> None:
+    """Masks for --input or for a --data_root split, scored where the true masks are known."""
+    left_out = []
+    if args.data_root:
+        images, rels, truths = split_images(Path(args.data_root), args.split)
+    else:
+        images, rels = input_images(Path(args.input), left_out)
+        truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
+    errors = {}
+    predictions = predict_and_write(model, size, images, rels, out, args, errors)
+    rows, samples = score_predictions(predictions, rels, truths, left_out)
+    left_out += [f"{images[index]}: {error}" for index, error in sorted(errors.items())]
+    report(out, len(images) - len(errors), rows, samples, left_out, Path(args.comparison or out / "comparison.png"))
 
 
 def export_savedmodel(model: tf.keras.Model, size: int, folder: Path) -> None:
@@ -258,13 +273,13 @@ def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:
     print(f"TFLite model in {path}: input [1, {size}, {size}, 3] float in [0, 1]")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = predict_args(argv)
+def use_model(args: argparse.Namespace) -> None:
+    """Training curves, exports and predictions, as the flags ask."""
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     if args.history:
         if not Path(args.history).is_file():
-            fail(f"--history {args.history}: no such file")
+            raise UserError(f"--history {args.history}: no such file")
         plot_history(Path(args.history), out / "training_curves.png")
         print(f"training curves in {out / 'training_curves.png'}")
     if not args.weights:
@@ -274,15 +289,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         export_savedmodel(model, size, out / "savedmodel")
     if "tflite" in args.export:
         export_tflite(model, size, out / "model_float16.tflite")
-    left_out = []
-    if args.data_root:
-        images, rels, truths = split_images(Path(args.data_root), args.split)
-    elif args.input:
-        images, rels = input_images(Path(args.input), left_out)
-        truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
-    else:
-        return
-    predict_and_score(model, size, images, rels, truths, left_out, args)
+    if args.input or args.data_root:
+        predict_and_score(model, size, args, out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = predict_args(argv)
+    with exit_on_user_error():
+        use_model(args)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ weights/last-weight_<backbone>.h5, logs/history.csv, logs/tensorboard/<time>/, r
 and backup/ while a run is under way, from which --resume continues it.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -19,7 +20,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -27,7 +27,8 @@ import tensorflow as tf
 import dataloader
 from data_preparation import split_csv
 from model import create_model
-from utils import fail, plot_history, train_args, write_image
+from pictures import comparison_rows, plot_history, save_picture
+from utils import UserError, exit_on_user_error, train_args
 
 PACKAGES = [
     "tensorflow",
@@ -55,7 +56,7 @@ def make_strategy(device: Optional[list], cpu_devices: int) -> tf.distribute.Str
         for index in device:
             if index >= len(gpus):
                 there = f"GPUs 0 to {len(gpus) - 1}" if gpus else "no GPU (train on the CPU with --device cpu)"
-                fail(f"--device {index}: no such GPU; this machine has {there}")
+                raise UserError(f"--device {index}: no such GPU; this machine has {there}")
         chosen = [gpus[i] for i in device]
         tf.config.set_visible_devices(chosen, "GPU")
         for gpu in chosen:
@@ -86,27 +87,34 @@ def has_backup(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
-def check_work_dir(paths: dict, args) -> None:
+def check_work_dir(paths: dict, args: argparse.Namespace) -> None:
     """Never lose a run: resume one that was interrupted, or replace one only when asked."""
     if args.resume:
         if not has_backup(paths["backup"]):
-            fail(f"nothing to resume in {paths['root']}: no interrupted run there (a finished run leaves no backup)")
+            raise UserError(
+                f"nothing to resume in {paths['root']}: no interrupted run there (a finished run leaves no backup)"
+            )
         saved = json.loads(paths["config"].read_text())["args"]
         changed = [k for k in ("backbone", "image_size", "mixed_precision") if saved[k] != getattr(args, k)]
         if changed:
-            fail(f"--resume with other {', '.join(changed)} than the run in {paths['root']}: {saved}")
+            raise UserError(f"--resume with other {', '.join(changed)} than the run in {paths['root']}: {saved}")
     elif paths["config"].exists() and not args.overwrite:
-        fail(
+        raise UserError(
             f"{paths['root']} holds an earlier run: --resume continues it if it was interrupted, "
             "--overwrite replaces it, or choose another --work_dir"
         )
-    elif args.overwrite:
+
+
+def prepare_work_dir(paths: dict, overwrite: bool) -> None:
+    """Drop an earlier run's backup when it is being replaced, so that it cannot be resumed into this
+    one, and make the folders for weights and logs."""
+    if overwrite:
         shutil.rmtree(paths["backup"], ignore_errors=True)
     for folder in ("best", "history"):
         paths[folder].parent.mkdir(parents=True, exist_ok=True)
 
 
-def save_run_config(paths: dict, args, strategy: tf.distribute.Strategy, samples: dict) -> None:
+def save_run_config(paths: dict, args: argparse.Namespace, strategy: tf.distribute.Strategy, samples: dict) -> None:
     config = {
         "args": vars(args),
         "replicas": strategy.num_replicas_in_sync,
@@ -123,7 +131,9 @@ def best_val_loss(history: Path) -> Optional[float]:
     return float(pd.read_csv(history).val_loss.min()) if history.exists() and history.stat().st_size else None
 
 
-def validation_pictures(model: tf.keras.Model, valid: tf.data.Dataset, paths: dict, tensorboard: bool, count: int = 4):
+def validation_pictures(
+    model: tf.keras.Model, valid: tf.data.Dataset, paths: dict, tensorboard: bool, count: int = 4
+) -> tf.keras.callbacks.Callback:
     """Each epoch, draw `count` validation images with their true and predicted masks, side by side,
     into WORK/tensorflow/logs/validation_pictures.png and, with tensorboard, into its logs."""
     images, masks = next(iter(valid.unbatch().batch(count)))
@@ -134,8 +144,8 @@ def validation_pictures(model: tf.keras.Model, valid: tf.data.Dataset, paths: di
 
     def draw(epoch: int, logs: dict) -> None:
         predicted = model.predict(images, verbose=0)[..., 0] > 0.5
-        rows = np.stack([np.hstack(dataloader.comparison_tiles(*sample)) for sample in zip(photos, true, predicted)])
-        write_image(paths["pictures"], cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+        rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1])
+        save_picture(paths["pictures"], np.vstack(rows))
         if writer:
             with writer.as_default():
                 tf.summary.image("photo | true mask | predicted mask", rows, step=epoch, max_outputs=count)
@@ -148,10 +158,10 @@ def check_wandb_login() -> None:
     from wandb.apis import InternalApi
 
     if os.environ.get("WANDB_MODE", "online") not in ("offline", "dryrun", "disabled") and not InternalApi().api_key:
-        fail("--log wandb: not logged in to Weights & Biases; run `wandb login`, or set WANDB_MODE=offline")
+        raise UserError("--log wandb: not logged in to Weights & Biases; run `wandb login`, or set WANDB_MODE=offline")
 
 
-def wandb_callbacks(args, paths: dict) -> list:
+def wandb_callbacks(args: argparse.Namespace, paths: dict) -> list:
     import wandb
     from wandb.integration.keras import WandbMetricsLogger
 
@@ -169,7 +179,9 @@ def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
     )
 
 
-def make_callbacks(args, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list) -> list:
+def make_callbacks(
+    args: argparse.Namespace, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list
+) -> list:
     callbacks = [
         tf.keras.callbacks.ModelCheckpoint(
             str(paths["best"]),
@@ -208,17 +220,52 @@ def print_summary(paths: dict, seconds: list, images_per_epoch: int) -> None:
     print(f"pictures: {paths['pictures']} (validation images, true and predicted masks), {paths['curves']}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = train_args(argv)
-    data_root = Path(args.data_root)
-    paths = work_paths(Path(args.work_dir), args.backbone)
+def build_datasets(args: argparse.Namespace, replicas: int) -> tuple[tf.data.Dataset, int, tf.data.Dataset, int]:
+    """(training batches, training samples, validation batches, validation samples)."""
+    train, n_train = dataloader.training_batches(args)
+    valid, n_valid = dataloader.build_dataset(
+        [split_csv(Path(args.data_root), "valid")], args.image_size, args.batch_size, training=False,
+        resize_first=args.resize_first, replicas=replicas,
+    )  # fmt: skip
+    return train, n_train, valid, n_valid
+
+
+def fit(
+    model: tf.keras.Model,
+    train: tf.data.Dataset,
+    valid: tf.data.Dataset,
+    steps: int,
+    callbacks: list,
+    args: argparse.Namespace,
+) -> None:
+    """model.fit, with a failure of XLA said in one line."""
+    try:
+        model.fit(
+            train,
+            epochs=args.epochs,
+            steps_per_epoch=steps,
+            validation_data=valid,
+            callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+    except tf.errors.OpError as error:
+        if not args.jit_compile:
+            raise
+        raise UserError(
+            f"--jit_compile: XLA could not compile this model on this device ({type(error).__name__}); train without it"
+        ) from error
+
+
+def run_training(args: argparse.Namespace, paths: dict) -> None:
+    """Check the work folder, build the model and the data on the chosen devices, train, and summarise."""
     check_work_dir(paths, args)
     if args.log == "wandb":
         check_wandb_login()
+    prepare_work_dir(paths, args.overwrite)
     strategy = make_strategy(args.device, args.cpu_devices)
     replicas = strategy.num_replicas_in_sync
     if args.batch_size % replicas:
-        fail(f"--batch_size {args.batch_size} does not split evenly over {replicas} devices")
+        raise UserError(f"--batch_size {args.batch_size} does not split evenly over {replicas} devices")
     if args.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
         if not tf.config.list_logical_devices("GPU"):
@@ -235,11 +282,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             bn_momentum=args.bn_momentum,
             jit_compile=args.jit_compile,
         )
-    train, n_train = dataloader.training_batches(args)
-    valid, n_valid = dataloader.build_dataset(
-        [split_csv(data_root, "valid")], args.image_size, args.batch_size, training=False,
-        resize_first=args.resize_first, replicas=replicas,
-    )  # fmt: skip
+    train_batches, n_train, valid_batches, n_valid = build_datasets(args, replicas)
     save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid})
     steps = dataloader.steps_per_epoch(n_train, args.batch_size)
     print(
@@ -248,27 +291,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     )
 
     seconds = []
-    callbacks = make_callbacks(args, paths, model, valid, seconds)
-    try:
-        model.fit(
-            train,
-            epochs=args.epochs,
-            steps_per_epoch=steps,
-            validation_data=valid,
-            callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-    except tf.errors.OpError as error:
-        if not args.jit_compile:
-            raise
-        fail(
-            f"--jit_compile: XLA could not compile this model on this device ({type(error).__name__}); train without it"
-        )
-    except KeyboardInterrupt:
-        print(
-            f"interrupted: continue with the same command and --resume (backup in {paths['backup']})", file=sys.stderr
-        )
-        sys.exit(130)
+    callbacks = make_callbacks(args, paths, model, valid_batches, seconds)
+    fit(model, train_batches, valid_batches, steps, callbacks, args)
     if args.log == "wandb":
         import wandb
 
@@ -276,6 +300,19 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.log == "tensorboard":
         print(f"tensorboard: python -m tensorboard.main --logdir {paths['tensorboard'].parent}")
     print_summary(paths, seconds, steps * args.batch_size)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = train_args(argv)
+    paths = work_paths(Path(args.work_dir), args.backbone)
+    try:
+        with exit_on_user_error():
+            run_training(args, paths)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: continue with the same command and --resume (backup in {paths['backup']})", file=sys.stderr
+        )
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Command-line flags for every script, defined once, and small shared helpers."""
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -13,10 +14,20 @@ import numpy as np
 MASK_THRESHOLD = 127  # gray level above which a mask pixel is foreground, unless --mask_threshold says otherwise
 
 
-def fail(message: str) -> NoReturn:
-    """Stop with one line on stderr and exit code 2, the code argparse uses for bad input."""
-    print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+class UserError(Exception):
+    """A fault the user can fix (a flag, a file, the machine): library functions raise it, and each
+    script's main() prints its message as one line and exits with code 2."""
+
+
+@contextlib.contextmanager
+def exit_on_user_error() -> Iterator[None]:
+    """For a script's main(): a UserError raised inside becomes one line on stderr, `error: …`, and
+    exit code 2, the code argparse uses for bad input."""
+    try:
+        yield
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 def is_up_to_date(source: Path, target: Path) -> bool:
@@ -346,25 +357,3 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.masks and not args.input:
         parser.error("--masks scores the images of --input: give both")
     return args
-
-
-def plot_history(history_csv: Path, png: Path) -> None:
-    """Loss, IoU and F1 per epoch, train and valid, from a history.csv of train.py."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen needed
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    history = pd.read_csv(history_csv)
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou_score", "IoU"), ("f1-score", "F1")]):
-        axis.plot(history.epoch + 1, history[metric], label="train")
-        axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
-        axis.set(title=title, xlabel="epoch")
-        axis.grid(alpha=0.3)
-    axes[0].legend()
-    figure.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(png, dpi=90)
-    plt.close(figure)

@@ -197,7 +197,7 @@ def measure_in_subprocess(variant: str, bench_root: Path, argv: list[str]) -> di
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        sys.exit(f"variant {variant} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"variant {variant} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -214,7 +214,10 @@ def main() -> None:
     print(f"{args.samples} samples, {args.image_size}px, batch {args.batch_size}, train transform, {cores} cores")
     with tempfile.TemporaryDirectory(prefix="loader_benchmark_") as folder:
         list_samples(data_root, Path(folder), args.samples)
-        results = {v: measure_in_subprocess(v, Path(folder), sys.argv[1:]) for v in args.variants}
+        try:
+            results = {v: measure_in_subprocess(v, Path(folder), sys.argv[1:]) for v in args.variants}
+        except RuntimeError as error:
+            sys.exit(f"error: {error}")
     print(f"{'variant':<32}{'images/s':>10}{'peak MiB':>10}")
     for variant, result in results.items():
         peak = f"{result['peak_mib']:.0f}" if variant != "d" else "-"

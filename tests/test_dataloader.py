@@ -12,6 +12,7 @@ import tensorflow as tf
 
 import data_preparation
 import dataloader
+from utils import UserError
 
 SIZE = 64
 
@@ -108,10 +109,9 @@ def test_balance_reads_one_csv_per_group(synthetic_data):
     assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
 
 
-def test_wrong_number_of_group_weights_exits_2(synthetic_data, capsys):
-    with pytest.raises(SystemExit) as exit_info:
+def test_wrong_number_of_group_weights_is_a_user_error(synthetic_data):
+    with pytest.raises(UserError, match="got 2 weights for 4 groups"):
         dataloader.build_dataset(dataloader.train_csvs(synthetic_data, True), SIZE, 4, True, True, [1, 2])
-    assert exit_info.value.code == 2 and "4 groups" in capsys.readouterr().err
 
 
 def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_data):
@@ -139,23 +139,28 @@ def test_resized_copies_are_written_once_and_renewed_when_the_source_changes(syn
     assert [os.stat(p).st_mtime_ns for p in copies.image[1:]] == mtimes[1:]
 
 
-def test_missing_csv_or_listed_file_exits_2(synthetic_data, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
+def test_missing_csv_or_listed_file_is_a_user_error_naming_it(tmp_path):
+    with pytest.raises(UserError, match="train.csv does not exist: run data_preparation.py"):
         dataloader.read_samples(tmp_path / "csv_file" / "train.csv")
-    assert exit_info.value.code == 2 and "data_preparation.py" in capsys.readouterr().err
     (tmp_path / "csv_file").mkdir()
     pd.DataFrame({"image": ["png/gone.png"], "mask": ["png/gone_mask.png"]}).to_csv(tmp_path / "csv_file/x.csv")
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="lists 2 missing files, first .*gone.png"):
         dataloader.read_samples(tmp_path / "csv_file" / "x.csv")
-    assert "gone.png" in capsys.readouterr().err
 
 
-def test_an_empty_csv_exits_2(tmp_path, capsys):
+def test_an_empty_csv_is_a_user_error(tmp_path):
     (tmp_path / "csv_file").mkdir()
     (tmp_path / "csv_file" / "valid.csv").write_text("image,mask,group,height,width,foreground\n")
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(UserError, match="lists no image/mask pairs"):
         dataloader.build_dataset([tmp_path / "csv_file" / "valid.csv"], SIZE, 4, training=False)
-    assert exit_info.value.code == 2 and "lists no image/mask pairs" in capsys.readouterr().err
+
+
+def test_the_command_turns_a_user_error_into_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dataloader.main(["--data_root", str(tmp_path), "--mixed_precision", "false"])
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(error.splitlines()) == 1
+    assert error.startswith("error: ") and "does not exist: run data_preparation.py" in error
 
 
 def test_steps_per_epoch_rounds_up():

@@ -1,0 +1,84 @@
+"""Pictures for people to look at: masks drawn over photos, comparison rows, the augmentation
+grid and training curves. Arrays are RGB uint8, as the loader and predict.py hold them."""
+
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from utils import write_image
+
+
+def save_picture(path: Path, rgb: np.ndarray) -> None:
+    """Write an RGB array in the format of path's suffix (OpenCV writes BGR)."""
+    write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The image with the mask tinted green and its edge drawn."""
+    mask = (mask > 0).astype(np.uint8)
+    tinted = image.copy()
+    tinted[mask > 0] = (0.55 * image[mask > 0] + 0.45 * np.array([0, 255, 0])).astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return cv2.drawContours(tinted, contours, -1, (0, 255, 0), 1)
+
+
+def fit_into(image: np.ndarray, side: int) -> np.ndarray:
+    """Scale to fit a side x side square, centred on black."""
+    scale = side / max(image.shape[:2])
+    resized = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    canvas = np.zeros((side, side, 3), np.uint8)
+    top, left = (side - resized.shape[0]) // 2, (side - resized.shape[1]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
+    return canvas
+
+
+def comparison_rows(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], side: int) -> np.ndarray:
+    """One row per (photo, true mask, predicted mask): the photo, then each mask drawn over it,
+    each tile fitted into a side x side square. Shape (samples, side, 3 * side, 3)."""
+    return np.stack(
+        [
+            np.hstack([fit_into(tile, side) for tile in (photo, overlay(photo, true), overlay(photo, predicted))])
+            for photo, true, predicted in samples
+        ]
+    )
+
+
+def save_comparison(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, side: int) -> None:
+    """comparison_rows stacked into one picture."""
+    save_picture(path, np.vstack(comparison_rows(samples, side)))
+
+
+def save_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns: int = 4, tile: int = 160) -> None:
+    """Samples beside their overlays, `columns` pairs a row, each at most `tile` pixels wide: the
+    augmentation grid of dataloader.py."""
+    side = min(tile, images.shape[1])
+    images = [cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA) for image in images]
+    masks = [cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST) for mask in masks]
+    tiles = [np.hstack([image, overlay(image, mask)]) for image, mask in zip(images, masks)]
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
+    rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
+    save_picture(path, np.vstack(rows))
+
+
+def plot_history(history_csv: Path, png: Path) -> None:
+    """Loss, IoU and F1 per epoch, train and valid, from a history.csv of train.py."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen needed
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    history = pd.read_csv(history_csv)
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou_score", "IoU"), ("f1-score", "F1")]):
+        axis.plot(history.epoch + 1, history[metric], label="train")
+        axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
+        axis.set(title=title, xlabel="epoch")
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=90)
+    plt.close(figure)

@@ -1,0 +1,23 @@
+"""pictures.py: masks drawn over photos and comparison rows, on small arrays."""
+
+import numpy as np
+
+import pictures
+
+
+def test_overlay_tints_the_mask_only_and_leaves_the_photo_unchanged():
+    photo = np.full((20, 30, 3), 100, np.uint8)
+    mask = np.zeros((20, 30), bool)
+    mask[5:15, 10:20] = True
+    drawn = pictures.overlay(photo, mask)
+    assert (drawn[~mask] == 100).all() and (photo == 100).all()
+    assert drawn[10, 15, 1] > 150 and drawn[10, 15, 0] < 100  # green inside the mask
+
+
+def test_comparison_rows_fit_photo_true_and_predicted_into_squares():
+    photo = np.full((40, 80, 3), 200, np.uint8)
+    true, predicted = np.ones((40, 80), bool), np.zeros((40, 80), bool)
+    rows = pictures.comparison_rows([(photo, true, predicted)] * 3, side=32)
+    assert rows.shape == (3, 32, 96, 3)
+    assert (rows[0, :8] == 0).all()  # the wide photo is centred on black, not stretched
+    assert (rows[0, 16, 64:] == 200).all()  # nothing predicted: the third tile is the plain photo
