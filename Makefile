@@ -43,7 +43,7 @@ lint: install ## ruff check
 demo: install ## generate demo data, prepare it and train a small model on the CPU (a few minutes)
 	$(PY) data_preparation.py --data_root $(DEMO_DATA) --synthetic 200
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) train.py --data_root $(DEMO_DATA) --work_dir $(DEMO_WORK) --device cpu \
-		--backbone efficientnetb0 --image_size 128 --batch_size 16 --epochs 8 --encoder_weights none \
+		--backbone efficientnetb0 --image_size 128 --batch_size 16 --epochs 6 --steps_per_epoch 25 --encoder_weights none \
 		--mixed_precision False --log tensorboard --overwrite
 
 tensorboard: install ## open the TensorBoard logs of a run: make tensorboard WORK=work/demo

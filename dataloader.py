@@ -12,9 +12,11 @@ memory does not depend on the number of samples.
 """
 
 import argparse
+import copy
 import functools
 import math
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -129,26 +131,38 @@ def load_samples(csv_paths: Sequence[Path], image_size: int, resize_first: bool)
     return tables
 
 
-def path_dataset(table: pd.DataFrame, training: bool) -> tf.data.Dataset:
+def path_dataset(table: pd.DataFrame, training: bool, seed: Optional[int] = None) -> tf.data.Dataset:
     """(image path, mask path) pairs; for training shuffled anew each pass and repeated forever."""
     dataset = tf.data.Dataset.from_tensor_slices((table.image.to_numpy(str), table["mask"].to_numpy(str)))
     if training:
-        dataset = dataset.shuffle(len(table), reshuffle_each_iteration=True).repeat()
+        dataset = dataset.shuffle(len(table), seed=seed, reshuffle_each_iteration=True).repeat()
     return dataset
 
 
-def augment_function(transform: A.Compose, size: int) -> Callable:
-    """Decode with TensorFlow ops, augment with albumentations in a numpy function (uint8 in, uint8 out)."""
+def sample_seed(seed: int, index: int) -> int:
+    """The augmentation seed of the index-th sample of a stream: the same for the same seed and index, whichever
+    thread draws it."""
+    return int(np.random.SeedSequence([seed % 2**32, index]).generate_state(1)[0])
 
-    def augment(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        augmented = transform(image=image, mask=mask)
+
+def augment_function(transform: A.Compose, size: int, seed: int) -> Callable:
+    """Decode with TensorFlow ops, augment with albumentations in a numpy function (uint8 in, uint8 out).
+    Each thread has its own copy of the transform, seeded for each sample by sample_seed: a run repeats
+    exactly, which a random generator shared by the threads would not."""
+    local = threading.local()
+
+    def augment(index: np.int64, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not hasattr(local, "transform"):
+            local.transform = copy.deepcopy(transform)
+        local.transform.set_random_seed(sample_seed(seed, int(index)))
+        augmented = local.transform(image=image, mask=mask)
         return augmented["image"], augmented["mask"]
 
-    def load_and_augment(image_path: tf.Tensor, mask_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def load_and_augment(index: tf.Tensor, paths: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         # decode_image reads the BMP copies and the full-size PNGs alike; masks are stored with one channel
-        image = tf.io.decode_image(tf.io.read_file(image_path), channels=3, expand_animations=False)
-        mask = tf.io.decode_image(tf.io.read_file(mask_path), expand_animations=False)
-        image, mask = tf.numpy_function(augment, [image, mask], [tf.uint8, tf.uint8])
+        image = tf.io.decode_image(tf.io.read_file(paths[0]), channels=3, expand_animations=False)
+        mask = tf.io.decode_image(tf.io.read_file(paths[1]), expand_animations=False)
+        image, mask = tf.numpy_function(augment, [index, image, mask], [tf.uint8, tf.uint8])
         image.set_shape((size, size, 3))
         mask.set_shape((size, size, 1))
         return image, mask
@@ -165,20 +179,21 @@ def to_model_input(dtype: tf.DType) -> Callable:
     return convert
 
 
-def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]]) -> tf.data.Dataset:
+def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]], seed: int = 0) -> tf.data.Dataset:
     """Draw from each group's endless, shuffled stream with the given weights (equal by default)."""
     if weights is None:
         weights = [1.0] * len(tables)
     if len(weights) != len(tables):
         raise UserError(f"--group_weights got {len(weights)} weights for {len(tables)} groups")
     weights = [w / sum(weights) for w in weights]
-    return tf.data.Dataset.sample_from_datasets([path_dataset(t, training=True) for t in tables], weights=weights)
+    streams = [path_dataset(t, training=True, seed=seed + i) for i, t in enumerate(tables)]
+    return tf.data.Dataset.sample_from_datasets(streams, weights=weights, seed=seed)
 
 
 def batch_in_order(paths: tf.data.Dataset, n: int, batch_size: int, replicas: int, load: Callable) -> tf.data.Dataset:
     """Load and batch in order; the last few samples join the batch before them. No batch is then
-    smaller than batch_size: Keras averages a metric per batch, so a last batch of two images would
-    weigh as much as a full one, and a device with an empty batch fails on the CPU (oneDNN)."""
+    smaller than batch_size: a device with an empty batch fails on the CPU (oneDNN), and the Dice
+    loss of a batch of two images is a poor sample of the set's."""
     if n < replicas:
         raise UserError(f"{n} validation samples cannot be split over {replicas} devices")
     remainder = n % batch_size
@@ -199,24 +214,31 @@ def build_dataset(
     group_weights: Optional[Sequence[float]] = None,
     resize_first: bool = True,
     replicas: int = 1,
+    seed: Optional[int] = None,
 ) -> tuple[tf.data.Dataset, int]:
     """Batches of (image, mask) from prepared CSVs, and the number of samples they list.
 
     training: shuffled, augmented, endless, fixed-size batches (so that MirroredStrategy splits them
     evenly); with balance, each CSV is one group drawn with group_weights. Otherwise one pass, in
     CSV order, resize only, no batch smaller than batch_size (see batch_in_order). Batches are
-    float16 under the mixed_float16 policy, float32 otherwise.
+    float16 under the mixed_float16 policy, float32 otherwise. The same seed gives the same batches
+    (none: one is drawn).
     """
+    seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
     tables = load_samples(csv_paths, image_size, resize_first)
     n_samples = sum(len(t) for t in tables)
     transform = train_transform(image_size) if training else valid_transform(image_size)
-    load = augment_function(transform, image_size)
+    load = augment_function(transform, image_size, seed)
     if training:
-        paths = group_mix(tables, group_weights) if balance else path_dataset(pd.concat(tables), training=True)
-        loaded = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        if balance:
+            paths = group_mix(tables, group_weights, seed)
+        else:
+            paths = path_dataset(pd.concat(tables), training=True, seed=seed)
+        loaded = paths.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
         batches = loaded.batch(batch_size, drop_remainder=True)
     else:
-        batches = batch_in_order(path_dataset(pd.concat(tables), training=False), n_samples, batch_size, replicas, load)
+        paths = path_dataset(pd.concat(tables), training=False).enumerate()
+        batches = batch_in_order(paths, n_samples, batch_size, replicas, load)
     dtype = tf.as_dtype(tf.keras.mixed_precision.global_policy().compute_dtype)
     dataset = batches.map(to_model_input(dtype), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return dataset, n_samples
@@ -242,6 +264,7 @@ def training_batches(args: argparse.Namespace) -> tuple[tf.data.Dataset, int]:
         balance=args.balance,
         group_weights=args.group_weights,
         resize_first=args.resize_first,
+        seed=args.seed,
     )
 
 

@@ -1,26 +1,63 @@
-"""The model: a segmentation_models Unet with one sigmoid output, its loss, metrics and optimizer."""
+"""The model: a segmentation_models Unet with one sigmoid output, its loss, metrics, optimizer and schedule."""
 
 import os
 import warnings
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("SM_FRAMEWORK", "tf.keras")  # segmentation_models reads this at import
 
 import segmentation_models as sm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from utils import UserError  # noqa: E402
+from utils import OPTIMIZER_DEFAULTS, UserError  # noqa: E402
 
 
-def rectified_adam(learning_rate: float, weight_decay: float = 0.0) -> tf.keras.optimizers.Optimizer:
-    """The only use of tensorflow_addons, which does not import on TensorFlow 2.16 and later:
-    a move to a newer TensorFlow replaces this function and nothing else. Its weight decay is
-    decoupled from the gradient: each step shrinks every weight by learning_rate * weight_decay."""
-    with warnings.catch_warnings():  # its end-of-life notice; the README says why it is still used
-        warnings.simplefilter("ignore", UserWarning)
-        import tensorflow_addons as tfa
+def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
+    """cosine: linear warm-up over the first 5% of total_steps, then a cosine decay to 0 at the last step.
+    constant and plateau: a fixed rate (ReduceLROnPlateau in train.py lowers the plateau one)."""
+    if name != "cosine":
+        return learning_rate
+    warmup = max(1, round(0.05 * total_steps))
+    return tf.keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
+    )
 
-    return tfa.optimizers.RectifiedAdam(learning_rate, weight_decay=weight_decay)
+
+def make_optimizer(name: str, learning_rate, weight_decay: float) -> tf.keras.optimizers.Optimizer:
+    """The one place that builds the optimizer. Weight decay is decoupled from the gradient in each: every step
+    shrinks every weight by learning_rate * weight_decay."""
+    if name == "radam":
+        # tensorflow_addons does not import on TensorFlow 2.16 and later; it is imported only when asked for
+        with warnings.catch_warnings():  # its end-of-life notice
+            warnings.simplefilter("ignore", UserWarning)
+            import tensorflow_addons as tfa
+
+        return tfa.optimizers.RectifiedAdam(learning_rate, weight_decay=weight_decay)
+    if name == "sgd":
+        return tf.keras.optimizers.SGD(learning_rate, momentum=0.99, nesterov=True, weight_decay=weight_decay)
+    if name == "adam":
+        return tf.keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+    if name == "adamw":
+        return tf.keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    raise UserError(f"--optimizer {name}: expected radam, adam, adamw or sgd")
+
+
+class BinaryF1(tf.keras.metrics.BinaryIoU):
+    """F1 (Dice) of the foreground from BinaryIoU's pixel counts, summed over every batch of an epoch and
+    every device: the same whatever the batch size."""
+
+    def __init__(self, threshold: float = 0.5, name: str = "f1", dtype=None):
+        super().__init__(target_class_ids=[1], threshold=threshold, name=name, dtype=dtype)
+
+    def result(self) -> tf.Tensor:
+        true_positives, false_positives, false_negatives = self.total_cm[1, 1], self.total_cm[0, 1], self.total_cm[1, 0]
+        return tf.math.divide_no_nan(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
+
+
+def dataset_metrics() -> list[tf.keras.metrics.Metric]:
+    """IoU and F1 of the foreground at 0.5, from the pixels of the whole epoch (not a mean over batches)."""
+    return [tf.keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"), BinaryF1(0.5)]
 
 
 def build_unet(backbone: str, encoder_weights: str) -> tf.keras.Model:
@@ -62,21 +99,29 @@ def build_model(backbone: str = "efficientnetb4", encoder_weights: str = "imagen
 def create_model(
     backbone: str = "efficientnetb4",
     encoder_weights: str = "imagenet",
-    learning_rate: float = 1e-3,
-    weight_decay: float = 0.0,
+    optimizer: str = "adamw",
+    learning_rate: Optional[float] = None,
+    weight_decay: Optional[float] = None,
+    lr_schedule: str = "constant",
+    total_steps: int = 1,
     bn_momentum: float = 0.9,
     jit_compile: bool = False,
 ) -> tf.keras.Model:
-    """build_model, compiled: Dice + focal loss, IoU and F1 at 0.5, RectifiedAdam, wrapped in a
-    dynamic LossScaleOptimizer under the mixed_float16 policy."""
+    """build_model, compiled: Dice + focal loss, dataset-level IoU and F1, the optimizer over total_steps,
+    wrapped in a dynamic LossScaleOptimizer under the mixed_float16 policy. A learning rate or weight decay
+    left None is the optimizer's default (utils.OPTIMIZER_DEFAULTS)."""
+    defaults = OPTIMIZER_DEFAULTS[optimizer]
+    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
+    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
     model = build_model(backbone, encoder_weights, bn_momentum)
-    optimizer = rectified_adam(learning_rate, weight_decay)
+    schedule = learning_rate_schedule(lr_schedule, learning_rate, total_steps)
+    step = make_optimizer(optimizer, schedule, weight_decay)
     if tf.keras.mixed_precision.global_policy().name == "mixed_float16":
-        optimizer = tf.keras.mixed_precision.LossScaleOptimizer(optimizer)
+        step = tf.keras.mixed_precision.LossScaleOptimizer(step)
     model.compile(
-        optimizer=optimizer,
+        optimizer=step,
         loss=sm.losses.DiceLoss() + sm.losses.BinaryFocalLoss(),
-        metrics=[sm.metrics.IOUScore(threshold=0.5), sm.metrics.FScore(threshold=0.5)],
+        metrics=dataset_metrics(),
         jit_compile=jit_compile,
     )
     return model

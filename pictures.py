@@ -71,8 +71,10 @@ def plot_history(history_csv: Path, png: Path) -> None:
     import pandas as pd
 
     history = pd.read_csv(history_csv)
+    # runs before dataset-level metrics logged segmentation_models' per-batch means under these names
+    history = history.rename(columns=lambda c: c.replace("iou_score", "iou").replace("f1-score", "f1"))
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou_score", "IoU"), ("f1-score", "F1")]):
+    for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou", "IoU"), ("f1", "F1")]):
         axis.plot(history.epoch + 1, history[metric], label="train")
         axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
         axis.set(title=title, xlabel="epoch")

@@ -3,7 +3,7 @@
     python train.py --data_root DATA --work_dir WORK --device 0 1 --batch_size 32 --epochs 100 \
         --mixed_precision True --log tensorboard
 
-Writes to WORK/tensorflow/: weights/best-weight_<backbone>.h5 (lowest val_loss) and
+Writes to WORK/tensorflow/: weights/best-weight_<backbone>.h5 (best --monitor: highest val IoU) and
 weights/last-weight_<backbone>.h5, logs/history.csv, logs/tensorboard/<time>/, run_config.json,
 and backup/ while a run is under way, from which --resume continues it.
 """
@@ -28,7 +28,7 @@ import dataloader
 from data_preparation import split_csv
 from model import create_model
 from pictures import comparison_rows, plot_history, save_picture
-from utils import UserError, exit_on_user_error, train_args
+from utils import MIN_STEPS_PER_EPOCH, UserError, exit_on_user_error, train_args
 
 PACKAGES = [
     "tensorflow",
@@ -114,11 +114,14 @@ def prepare_work_dir(paths: dict, overwrite: bool) -> None:
         paths[folder].parent.mkdir(parents=True, exist_ok=True)
 
 
-def save_run_config(paths: dict, args: argparse.Namespace, strategy: tf.distribute.Strategy, samples: dict) -> None:
+def save_run_config(
+    paths: dict, args: argparse.Namespace, strategy: tf.distribute.Strategy, samples: dict, steps_per_epoch: int
+) -> None:
     config = {
         "args": vars(args),
         "replicas": strategy.num_replicas_in_sync,
         "samples": samples,
+        "steps_per_epoch": steps_per_epoch,
         "python": platform.python_version(),
         "versions": {name: version(name) for name in PACKAGES},
         "started": datetime.now().isoformat(timespec="seconds"),
@@ -126,9 +129,16 @@ def save_run_config(paths: dict, args: argparse.Namespace, strategy: tf.distribu
     paths["config"].write_text(json.dumps(config, indent=2) + "\n")
 
 
-def best_val_loss(history: Path) -> Optional[float]:
-    """The lowest val_loss so far, so that a resumed run keeps a better earlier best."""
-    return float(pd.read_csv(history).val_loss.min()) if history.exists() and history.stat().st_size else None
+def monitor_mode(monitor: str) -> str:
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def best_so_far(history: Path, monitor: str) -> Optional[float]:
+    """The best value of monitor so far, so that a resumed run keeps a better earlier best."""
+    if not history.exists() or not history.stat().st_size:
+        return None
+    values = pd.read_csv(history)[monitor]
+    return float(values.min() if monitor_mode(monitor) == "min" else values.max())
 
 
 def validation_pictures(
@@ -182,13 +192,15 @@ def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
 def make_callbacks(
     args: argparse.Namespace, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list
 ) -> list:
+    mode = monitor_mode(args.monitor)
     callbacks = [
         tf.keras.callbacks.ModelCheckpoint(
             str(paths["best"]),
-            monitor="val_loss",
+            monitor=args.monitor,
+            mode=mode,
             save_best_only=True,
             save_weights_only=True,
-            initial_value_threshold=best_val_loss(paths["history"]) if args.resume else None,
+            initial_value_threshold=best_so_far(paths["history"], args.monitor) if args.resume else None,
         ),
         tf.keras.callbacks.ModelCheckpoint(str(paths["last"]), save_weights_only=True),
         tf.keras.callbacks.CSVLogger(str(paths["history"]), append=args.resume),
@@ -197,6 +209,10 @@ def make_callbacks(
         epoch_timer(seconds),
         validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
     ]
+    if args.lr_schedule == "plateau":
+        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(args.monitor, factor=0.5, patience=5, mode=mode))
+    if args.patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(args.monitor, patience=args.patience, mode=mode))
     if args.log == "tensorboard":
         callbacks.append(tf.keras.callbacks.TensorBoard(str(paths["tensorboard"]), write_graph=False, profile_batch=0))
     if args.log == "wandb":
@@ -204,15 +220,17 @@ def make_callbacks(
     return callbacks
 
 
-def print_summary(paths: dict, seconds: list, images_per_epoch: int) -> None:
+def print_summary(paths: dict, args: argparse.Namespace, seconds: list, steps: int) -> None:
     history = pd.read_csv(paths["history"])
-    best = history.loc[history.val_loss.idxmin()]
+    best = history.loc[
+        history[args.monitor].idxmin() if monitor_mode(args.monitor) == "min" else history[args.monitor].idxmax()
+    ]
     steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model
     per_epoch = float(np.median(steady))
     print(
-        f"best epoch {int(best.epoch) + 1} of {len(history)}: val_loss {best.val_loss:.4f}, "
-        f"val IoU {best.val_iou_score:.4f}, val F1 {best['val_f1-score']:.4f}; "
-        f"{per_epoch:.1f} s per epoch of training, {images_per_epoch / per_epoch:.1f} images/s"
+        f"best epoch {int(best.epoch) + 1} of {len(history)} ({len(history) * steps} steps of {args.batch_size}) by "
+        f"{args.monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}, val_loss {best.val_loss:.4f}; "
+        f"{per_epoch:.1f} s per epoch of training, {steps * args.batch_size / per_epoch:.1f} images/s"
     )
     print(f"weights: {paths['best']} (best), {paths['last']} (last)")
     print(f"history: {paths['history']}; run config: {paths['config']}")
@@ -273,21 +291,30 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
                 "warning: mixed precision on the CPU is slow; --mixed_precision False is faster there", file=sys.stderr
             )
 
+    if args.seed is None and args.resume:  # the interrupted run's
+        args.seed = json.loads(paths["config"].read_text())["args"].get("seed")
+    if args.seed is None:  # drawn, and recorded in run_config.json, so that the run can be repeated
+        args.seed = int(np.random.default_rng().integers(2**31))
+    tf.keras.utils.set_random_seed(args.seed)
+    train_batches, n_train, valid_batches, n_valid = build_datasets(args, replicas)
+    steps = args.steps_per_epoch or max(dataloader.steps_per_epoch(n_train, args.batch_size), MIN_STEPS_PER_EPOCH)
     with strategy.scope():
         model = create_model(
             args.backbone,
             args.encoder_weights,
+            optimizer=args.optimizer,
             learning_rate=args.learning_rate,
             weight_decay=args.weight_decay,
+            lr_schedule=args.lr_schedule,
+            total_steps=args.epochs * steps,
             bn_momentum=args.bn_momentum,
             jit_compile=args.jit_compile,
         )
-    train_batches, n_train, valid_batches, n_valid = build_datasets(args, replicas)
-    save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid})
-    steps = dataloader.steps_per_epoch(n_train, args.batch_size)
+    save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid}, steps)
     print(
-        f"training on {n_train} pairs ({steps} steps of {args.batch_size} = {replicas} device(s) x "
-        f"{args.batch_size // replicas}), validating on {n_valid}, for {args.epochs} epochs"
+        f"training on {n_train} pairs, {args.epochs} epochs of {steps} steps of {args.batch_size} = {replicas} "
+        f"device(s) x {args.batch_size // replicas}, {args.optimizer} at {args.learning_rate:g} ({args.lr_schedule}), "
+        f"seed {args.seed}; validating on {n_valid}"
     )
 
     seconds = []
@@ -299,7 +326,7 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
         wandb.finish()
     if args.log == "tensorboard":
         print(f"tensorboard: python -m tensorboard.main --logdir {paths['tensorboard'].parent}")
-    print_summary(paths, seconds, steps * args.batch_size)
+    print_summary(paths, args, seconds, steps)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

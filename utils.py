@@ -12,6 +12,17 @@ import cv2
 import numpy as np
 
 MASK_THRESHOLD = 127  # gray level above which a mask pixel is foreground, unless --mask_threshold says otherwise
+# Each optimizer's defaults for --learning_rate and --weight_decay (decoupled: each step shrinks every weight by
+# learning_rate x weight_decay). adamw: timm's and MMSegmentation's choice; sgd: nnU-Net's (Nesterov momentum 0.99).
+OPTIMIZER_DEFAULTS = {
+    "adamw": {"learning_rate": 1e-3, "weight_decay": 0.05},
+    "adam": {"learning_rate": 1e-3, "weight_decay": 0.0},
+    "radam": {"learning_rate": 1e-3, "weight_decay": 0.0},
+    "sgd": {"learning_rate": 1e-2, "weight_decay": 3e-5},
+}
+# Fewest steps an epoch by default: a small set still gets enough steps for the default --epochs, and validation,
+# checkpoints, the plateau schedule and --patience keep a meaningful unit. nnU-Net uses 250 whatever the data size.
+MIN_STEPS_PER_EPOCH = 250
 
 
 class UserError(Exception):
@@ -186,6 +197,12 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         "false: decode and augment the full-size PNGs every epoch",
     )
     add_bool(parser, "--mixed_precision", True, "compute in float16 with float32 weights (mixed_float16)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the weights' initialisation, the shuffling and each sample's augmentation: the same seed "
+        "gives the same run on the CPU (default: drawn at random and recorded in run_config.json)",
+    )
 
 
 def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -208,6 +225,11 @@ def dataloader_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     check_loader_args(parser, args)
     return args
+
+
+def defaults_by_optimizer(setting: str) -> str:
+    """'0.001 with adamw, ...': the --help text of a setting that OPTIMIZER_DEFAULTS gives."""
+    return ", ".join(f"{defaults[setting]:g} with {name}" for name, defaults in OPTIMIZER_DEFAULTS.items())
 
 
 def device_list(value: str):
@@ -246,14 +268,49 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"
     )
     parser.add_argument(
-        "--learning_rate", type=float, default=1e-3, help="RectifiedAdam learning rate (default: %(default)s)"
+        "--steps_per_epoch",
+        type=positive_int,
+        metavar="N",
+        help=f"training steps between two validations (default: one pass over the training set, "
+        f"but at least {MIN_STEPS_PER_EPOCH})",
+    )
+    parser.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=list(OPTIMIZER_DEFAULTS),
+        help="adamw and adam (Keras), radam (tensorflow_addons' RectifiedAdam, the seed's), or sgd with Nesterov "
+        "momentum 0.99 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--learning_rate",
+        type=non_negative_float,
+        help=f"peak learning rate (default: {defaults_by_optimizer('learning_rate')})",
     )
     parser.add_argument(
         "--weight_decay",
         type=non_negative_float,
-        default=0.0,
-        help="RectifiedAdam's decoupled weight decay: each step shrinks every weight by learning_rate x this; "
-        "0 turns it off, 0.5 helped a small set trained from scratch, see the README (default: %(default)s)",
+        help="decoupled weight decay: each step shrinks every weight by learning_rate x this; 0 turns it off "
+        f"(default: {defaults_by_optimizer('weight_decay')})",
+    )
+    parser.add_argument(
+        "--lr_schedule",
+        default="cosine",
+        choices=["constant", "cosine", "plateau"],
+        help="cosine: a linear warm-up over the first 5%% of the steps, then a cosine decay to 0 at the last; "
+        "plateau: halve the learning rate when --monitor has not improved for 5 epochs (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--monitor",
+        default="val_iou",
+        choices=["val_iou", "val_loss"],
+        help="what chooses the best weights, the plateau schedule and --patience: the validation set's IoU "
+        "(from its pixels, highest) or the validation loss (lowest) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        metavar="N",
+        help="stop when --monitor has not improved for N epochs (default: off)",
     )
     parser.add_argument(
         "--backbone",
@@ -303,6 +360,11 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--cpu_devices above 1 needs --device cpu")
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other")
+    if args.learning_rate == 0:
+        parser.error("--learning_rate must be above 0")
+    for name, value in OPTIMIZER_DEFAULTS[args.optimizer].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return args
 
 

@@ -176,13 +176,13 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
         tf.config.threading.set_inter_op_parallelism_threads(1)
         cv2.setNumThreads(1)
         resized = dataloader.load_samples([csv_path], args.image_size, resize_first=True)[0]
-        load = dataloader.augment_function(dataloader.train_transform(args.image_size), args.image_size)
+        load = dataloader.augment_function(dataloader.train_transform(args.image_size), args.image_size, seed=0)
         convert = dataloader.to_model_input(tf.float32)
         rows = list(resized.itertuples())[: min(len(resized), 200)]
 
         def read_epoch():
-            for row in rows:
-                image, mask = load(tf.constant(row.image), tf.constant(row.mask))
+            for index, row in enumerate(rows):
+                image, mask = load(tf.constant(index, tf.int64), (tf.constant(row.image), tf.constant(row.mask)))
                 convert(image[None], mask[None])
             return len(rows)
 

@@ -51,7 +51,7 @@ def float16_policy():
 
 
 SMALL = ["--backbone", "resnet18", "--image_size", "64", "--batch_size", "8", "--encoder_weights", "none",
-         "--mixed_precision", "false", "--device", "cpu"]  # fmt: skip
+         "--mixed_precision", "false", "--device", "cpu", "--steps_per_epoch", "5"]  # fmt: skip
 
 
 def run_training(data_root: Path, work_dir: Path, *flags: str) -> None:

@@ -25,9 +25,10 @@ def test_a_run_writes_weights_history_config_and_logs(trained):
     assert (weights / "last-weight_resnet18.h5").stat().st_size > 0
     history = pd.read_csv(trained / "logs" / "history.csv")
     assert list(history.epoch) == [0, 1]
-    assert {"loss", "val_loss", "iou_score", "val_iou_score", "f1-score", "val_f1-score"} <= set(history.columns)
+    assert {"loss", "val_loss", "iou", "val_iou", "f1", "val_f1"} <= set(history.columns)
     config = json.loads((trained / "run_config.json").read_text())
     assert config["args"]["backbone"] == "resnet18" and config["versions"]["tensorflow"] == "2.15.1"
+    assert config["steps_per_epoch"] == 5 and isinstance(config["args"]["seed"], int)  # drawn: none was given
     assert config["replicas"] == 1 and config["samples"]["valid"] > 0
     runs = list((trained / "logs" / "tensorboard").iterdir())
     assert len(runs) == 1
@@ -44,8 +45,10 @@ def test_reloaded_best_weights_predict(trained, synthetic_data):
     valid, n = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 8, training=False)
     predicted = reloaded.predict(valid, verbose=0)
     assert predicted.shape == (n, 64, 64, 1) and 0 <= predicted.min() and predicted.max() <= 1
-    best_loss = pd.read_csv(trained / "logs" / "history.csv").val_loss.min()
-    assert reloaded.evaluate(valid, verbose=0)[0] == pytest.approx(best_loss, rel=1e-3)
+    history = pd.read_csv(trained / "logs" / "history.csv")
+    best = history.loc[history.val_iou.idxmax()]  # the default --monitor val_iou chose them
+    scored = reloaded.evaluate(valid, verbose=0, return_dict=True)
+    assert scored["loss"] == pytest.approx(best.val_loss, rel=1e-3) and scored["iou"] == pytest.approx(best.val_iou)
 
 
 def test_mixed_precision_gives_float32_output_loss_scaling_and_finite_loss(synthetic_data, float16_policy):
@@ -63,9 +66,36 @@ def test_bn_momentum_reaches_every_batchnorm_layer():
     assert len(momenta) > 10 and set(momenta) == {0.5}
 
 
-def test_weight_decay_reaches_rectified_adam():
+@pytest.mark.parametrize("optimizer", ["adamw", "adam", "radam", "sgd"])
+def test_weight_decay_reaches_each_optimizer(optimizer):
     assert train_args(["--data_root", "d", "--weight_decay", "0.5"]).weight_decay == 0.5
-    assert model.create_model("resnet18", "none", weight_decay=0.5).optimizer.get_config()["weight_decay"] == 0.5
+    net = model.create_model("resnet18", "none", optimizer=optimizer, weight_decay=0.5)
+    assert net.optimizer.get_config()["weight_decay"] == 0.5
+
+
+def test_each_optimizer_has_its_own_defaults_unless_given():
+    assert (train_args(["--data_root", "d"]).optimizer, train_args(["--data_root", "d"]).weight_decay) == (
+        "adamw",
+        0.05,
+    )
+    sgd = train_args(["--data_root", "d", "--optimizer", "sgd"])
+    assert (sgd.learning_rate, sgd.weight_decay) == (0.01, 3e-5)
+    assert train_args(["--data_root", "d", "--optimizer", "sgd", "--learning_rate", "0.1"]).learning_rate == 0.1
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    schedule = model.learning_rate_schedule("cosine", 0.01, total_steps=1000)
+    rates = [float(schedule(step)) for step in (0, 25, 50, 525, 1000)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(0.005) and rates[2] == pytest.approx(0.01)
+    assert rates[3] == pytest.approx(0.005, rel=1e-3) and rates[4] == pytest.approx(0, abs=1e-9)
+    assert model.learning_rate_schedule("plateau", 0.01, total_steps=1000) == 0.01
+
+
+def test_two_runs_with_one_seed_write_identical_histories(synthetic_data, tmp_path):
+    for name in ("a", "b"):
+        run(synthetic_data, tmp_path / name, "--epochs", "2", "--seed", "3")
+    first, second = ((tmp_path / name / "tensorflow" / "logs" / "history.csv").read_text() for name in "ab")
+    assert first == second and len(first.splitlines()) == 3
 
 
 def test_negative_weight_decay_is_refused(capsys):
@@ -200,3 +230,36 @@ def test_train_py_trains_on_two_cpu_devices(synthetic_data, tmp_path):
     assert "8 = 2 device(s) x 4" in result.stdout
     assert json.loads((tmp_path / "tensorflow" / "run_config.json").read_text())["replicas"] == 2
     assert np.isfinite(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").val_loss).all()
+
+
+DATASET_IOU = """
+import json, sys
+sys.path.insert(0, {repo!r})
+import numpy as np
+import dataloader, model, train
+strategy = train.make_strategy(["cpu"], {devices})
+with strategy.scope():
+    net = model.create_model("resnet18", "none")
+net.load_weights({weights!r})
+found = {{}}
+for batch_size in (2, 6):
+    valid, _ = dataloader.build_dataset([{csv!r}], 64, batch_size, training=False, replicas={devices})
+    found[batch_size] = net.evaluate(valid, verbose=0, return_dict=True)["iou"]
+true = np.concatenate([masks.numpy() for _, masks in valid]) > 0.5
+predicted = net.predict(valid, verbose=0) > 0.5
+found["numpy"] = float((true & predicted).sum() / (true | predicted).sum())
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_val_iou_is_the_datasets_whatever_the_batch_size_and_devices(trained, synthetic_data, devices):
+    weights, csv = trained / "weights" / "last-weight_resnet18.h5", synthetic_data / "csv_file" / "valid.csv"
+    code = DATASET_IOU.format(repo=str(REPO), devices=devices, weights=str(weights), csv=str(csv))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert 0.01 < found["numpy"] < 0.99  # neither all nor nothing predicted, where any average would agree
+    assert found["2"] == pytest.approx(found["numpy"], abs=1e-5) and found["6"] == pytest.approx(
+        found["numpy"], abs=1e-5
+    )
