@@ -338,9 +338,8 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    args = data_preparation_args(argv)
     with exit_on_user_error():
-        prepare(args)
+        prepare(data_preparation_args(argv))
 
 
 if __name__ == "__main__":

@@ -288,9 +288,8 @@ def show_batch(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = dataloader_args(argv)
     with exit_on_user_error():
-        show_batch(args)
+        show_batch(dataloader_args(argv))
 
 
 if __name__ == "__main__":

@@ -294,9 +294,8 @@ def use_model(args: argparse.Namespace) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = predict_args(argv)
     with exit_on_user_error():
-        use_model(args)
+        use_model(predict_args(argv))
 
 
 if __name__ == "__main__":
