@@ -10,7 +10,7 @@ os.environ.setdefault("SM_FRAMEWORK", "tf.keras")  # segmentation_models reads t
 import segmentation_models as sm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from utils import OPTIMIZER_DEFAULTS, UserError  # noqa: E402
+from utils import UserError, optimizer_settings  # noqa: E402
 
 
 def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
@@ -109,10 +109,8 @@ def create_model(
 ) -> tf.keras.Model:
     """build_model, compiled: Dice + focal loss, dataset-level IoU and F1, the optimizer over total_steps,
     wrapped in a dynamic LossScaleOptimizer under the mixed_float16 policy. A learning rate or weight decay
-    left None is the optimizer's default (utils.OPTIMIZER_DEFAULTS)."""
-    defaults = OPTIMIZER_DEFAULTS[optimizer]
-    learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
-    weight_decay = defaults["weight_decay"] if weight_decay is None else weight_decay
+    left None is the optimizer's default (utils.optimizer_settings)."""
+    learning_rate, weight_decay = optimizer_settings(optimizer, learning_rate, weight_decay)
     model = build_model(backbone, encoder_weights, bn_momentum)
     schedule = learning_rate_schedule(lr_schedule, learning_rate, total_steps)
     step = make_optimizer(optimizer, schedule, weight_decay)

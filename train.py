@@ -133,12 +133,16 @@ def monitor_mode(monitor: str) -> str:
     return "min" if monitor.endswith("loss") else "max"
 
 
+def best_epoch(history: pd.DataFrame, monitor: str) -> pd.Series:
+    """The row of history with the best value of monitor."""
+    return history.loc[history[monitor].idxmin() if monitor_mode(monitor) == "min" else history[monitor].idxmax()]
+
+
 def best_so_far(history: Path, monitor: str) -> Optional[float]:
     """The best value of monitor so far, so that a resumed run keeps a better earlier best."""
     if not history.exists() or not history.stat().st_size:
         return None
-    values = pd.read_csv(history)[monitor]
-    return float(values.min() if monitor_mode(monitor) == "min" else values.max())
+    return float(best_epoch(pd.read_csv(history), monitor)[monitor])
 
 
 def validation_pictures(
@@ -222,9 +226,7 @@ def make_callbacks(
 
 def print_summary(paths: dict, args: argparse.Namespace, seconds: list, steps: int) -> None:
     history = pd.read_csv(paths["history"])
-    best = history.loc[
-        history[args.monitor].idxmin() if monitor_mode(args.monitor) == "min" else history[args.monitor].idxmax()
-    ]
+    best = best_epoch(history, args.monitor)
     steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model
     per_epoch = float(np.median(steady))
     print(

@@ -227,6 +227,17 @@ def dataloader_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def optimizer_settings(
+    optimizer: str, learning_rate: Optional[float], weight_decay: Optional[float]
+) -> tuple[float, float]:
+    """(learning rate, weight decay): each as given, or the optimizer's default where None."""
+    defaults = OPTIMIZER_DEFAULTS[optimizer]
+    return (
+        defaults["learning_rate"] if learning_rate is None else learning_rate,
+        defaults["weight_decay"] if weight_decay is None else weight_decay,
+    )
+
+
 def defaults_by_optimizer(setting: str) -> str:
     """'0.001 with adamw, ...': the --help text of a setting that OPTIMIZER_DEFAULTS gives."""
     return ", ".join(f"{defaults[setting]:g} with {name}" for name, defaults in OPTIMIZER_DEFAULTS.items())
@@ -362,9 +373,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--resume and --overwrite exclude each other")
     if args.learning_rate == 0:
         parser.error("--learning_rate must be above 0")
-    for name, value in OPTIMIZER_DEFAULTS[args.optimizer].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     return args
 
 
