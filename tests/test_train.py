@@ -91,6 +91,26 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert model.learning_rate_schedule("plateau", 0.01, total_steps=1000) == 0.01
 
 
+def test_monitor_plateau_and_patience_reach_their_callbacks(synthetic_data, tmp_path):
+    args = train_args(["--data_root", str(synthetic_data), "--monitor", "val_loss", "--lr_schedule", "plateau",
+                       "--patience", "3"])  # fmt: skip
+    paths = train.work_paths(tmp_path, "resnet18")
+    valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 8, training=False)
+    callbacks = train.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [])
+    by_type = {type(c).__name__: c for c in callbacks}
+    assert [c.monitor for c in callbacks if isinstance(c, tf.keras.callbacks.ModelCheckpoint)][0] == "val_loss"
+    assert by_type["ReduceLROnPlateau"].monitor == "val_loss" and by_type["ReduceLROnPlateau"].mode == "min"
+    assert by_type["EarlyStopping"].patience == 3 and by_type["EarlyStopping"].monitor == "val_loss"
+    defaults = train.make_callbacks(train_args(["--data_root", str(synthetic_data)]), paths,
+                                    model.create_model("resnet18", "none"), valid, [])  # fmt: skip
+    assert not {"ReduceLROnPlateau", "EarlyStopping"} & {type(c).__name__ for c in defaults}
+
+
+def test_best_epoch_is_the_highest_iou_or_the_lowest_loss():
+    history = pd.DataFrame({"epoch": [0, 1, 2], "val_iou": [0.2, 0.5, 0.4], "val_loss": [0.9, 0.7, 0.6]})
+    assert train.best_epoch(history, "val_iou").epoch == 1 and train.best_epoch(history, "val_loss").epoch == 2
+
+
 def test_two_runs_with_one_seed_write_identical_histories(synthetic_data, tmp_path):
     for name in ("a", "b"):
         run(synthetic_data, tmp_path / name, "--epochs", "2", "--seed", "3")
