@@ -5,13 +5,15 @@
 
 Writes to WORK/tensorflow/: weights/best-weight_<backbone>.h5 (best --monitor: highest val IoU) and
 weights/last-weight_<backbone>.h5, logs/history.csv, logs/tensorboard/<time>/, run_config.json,
-and backup/ while a run is under way, from which --resume continues it.
+and backup/ while a run is under way, from which --resume continues it. checkpoints.py keeps these
+files whole when the run is killed; SIGTERM or Ctrl-C stops it after the current step.
 """
 
 import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -24,6 +26,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+import checkpoints
 import dataloader
 from data_preparation import split_csv
 from model import create_model
@@ -78,38 +81,44 @@ def work_paths(work_dir: Path, backbone: str) -> dict:
         "curves": root / "logs" / "training_curves.png",
         "tensorboard": root / "logs" / "tensorboard" / datetime.now().strftime("%Y%m%d-%H%M%S"),
         "backup": root / "backup",
+        "pending": root / "pending",
         "config": root / "run_config.json",
     }
 
 
-def has_backup(folder: Path) -> bool:
-    """True while BackupAndRestore holds a checkpoint; a finished run leaves the folder empty."""
-    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
-
-
-def check_work_dir(paths: dict, args: argparse.Namespace) -> None:
-    """Never lose a run: resume one that was interrupted, or replace one only when asked."""
-    if args.resume:
-        if not has_backup(paths["backup"]):
+def check_work_dir(paths: dict, args: argparse.Namespace) -> Optional[dict]:
+    """Never lose a run: resume one that was interrupted, or replace one only when asked. Returns the
+    run config of the run that --resume continues."""
+    if not args.resume:
+        if paths["config"].exists() and not args.overwrite:
             raise UserError(
-                f"nothing to resume in {paths['root']}: no interrupted run there (a finished run leaves no backup)"
+                f"{paths['root']} holds an earlier run: --resume continues it if it was interrupted, "
+                "--overwrite replaces it, or choose another --work_dir"
             )
-        saved = json.loads(paths["config"].read_text())["args"]
-        changed = [k for k in ("backbone", "image_size", "mixed_precision") if saved[k] != getattr(args, k)]
-        if changed:
-            raise UserError(f"--resume with other {', '.join(changed)} than the run in {paths['root']}: {saved}")
-    elif paths["config"].exists() and not args.overwrite:
+        return None
+    if not paths["config"].exists():
+        raise UserError(f"nothing to resume in {paths['root']}: no run there")
+    finished = len(checkpoints.read_history(paths["history"]))
+    if checkpoints.saved_position(paths["backup"]) is None and finished:
         raise UserError(
-            f"{paths['root']} holds an earlier run: --resume continues it if it was interrupted, "
-            "--overwrite replaces it, or choose another --work_dir"
+            f"nothing to resume in {paths['root']}: its run finished after {finished} epochs (a finished run "
+            "leaves no backup); --overwrite replaces it"
         )
+    config = json.loads(paths["config"].read_text())
+    saved = config["args"]
+    changed = [k for k in ("backbone", "image_size", "mixed_precision") if saved[k] != getattr(args, k)]
+    if changed:
+        raise UserError(f"--resume with other {', '.join(changed)} than the run in {paths['root']}: {saved}")
+    return config
 
 
-def prepare_work_dir(paths: dict, overwrite: bool) -> None:
-    """Drop an earlier run's backup when it is being replaced, so that it cannot be resumed into this
-    one, and make the folders for weights and logs."""
-    if overwrite:
+def prepare_work_dir(paths: dict, resume: bool) -> None:
+    """Drop the backup, pending files and history of a run that is being replaced, so that nothing of
+    it is resumed into this one, and make the folders for weights and logs."""
+    if not resume:
         shutil.rmtree(paths["backup"], ignore_errors=True)
+        shutil.rmtree(paths["pending"], ignore_errors=True)
+        paths["history"].unlink(missing_ok=True)
     for folder in ("best", "history"):
         paths[folder].parent.mkdir(parents=True, exist_ok=True)
 
@@ -136,13 +145,6 @@ def monitor_mode(monitor: str) -> str:
 def best_epoch(history: pd.DataFrame, monitor: str) -> pd.Series:
     """The row of history with the best value of monitor."""
     return history.loc[history[monitor].idxmin() if monitor_mode(monitor) == "min" else history[monitor].idxmax()]
-
-
-def best_so_far(history: Path, monitor: str) -> Optional[float]:
-    """The best value of monitor so far, so that a resumed run keeps a better earlier best."""
-    if not history.exists() or not history.stat().st_size:
-        return None
-    return float(best_epoch(pd.read_csv(history), monitor)[monitor])
 
 
 def validation_pictures(
@@ -194,22 +196,11 @@ def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
 
 
 def make_callbacks(
-    args: argparse.Namespace, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list
+    args: argparse.Namespace, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list, steps: int
 ) -> list:
     mode = monitor_mode(args.monitor)
     callbacks = [
-        tf.keras.callbacks.ModelCheckpoint(
-            str(paths["best"]),
-            monitor=args.monitor,
-            mode=mode,
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=best_so_far(paths["history"], args.monitor) if args.resume else None,
-        ),
-        tf.keras.callbacks.ModelCheckpoint(str(paths["last"]), save_weights_only=True),
-        tf.keras.callbacks.CSVLogger(str(paths["history"]), append=args.resume),
-        tf.keras.callbacks.TerminateOnNaN(),
-        tf.keras.callbacks.BackupAndRestore(str(paths["backup"])),
+        checkpoints.CommittedEpochs(paths, args.monitor, mode, steps),
         epoch_timer(seconds),
         validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
     ]
@@ -228,11 +219,13 @@ def print_summary(paths: dict, args: argparse.Namespace, seconds: list, steps: i
     history = pd.read_csv(paths["history"])
     best = best_epoch(history, args.monitor)
     steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model
-    per_epoch = float(np.median(steady))
+    speed = ""  # stays so when every epoch had finished before a resume
+    if steady:
+        per_epoch = float(np.median(steady))
+        speed = f"; {per_epoch:.1f} s per epoch of training, {steps * args.batch_size / per_epoch:.1f} images/s"
     print(
         f"best epoch {int(best.epoch) + 1} of {len(history)} ({len(history) * steps} steps of {args.batch_size}) by "
-        f"{args.monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}, val_loss {best.val_loss:.4f}; "
-        f"{per_epoch:.1f} s per epoch of training, {steps * args.batch_size / per_epoch:.1f} images/s"
+        f"{args.monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}, val_loss {best.val_loss:.4f}" + speed
     )
     print(f"weights: {paths['best']} (best), {paths['last']} (last)")
     print(f"history: {paths['history']}; run config: {paths['config']}")
@@ -258,16 +251,18 @@ def fit(
     callbacks: list,
     args: argparse.Namespace,
 ) -> None:
-    """model.fit, with a failure of XLA said in one line."""
+    """model.fit, stopping cleanly on SIGTERM or Ctrl-C, with a failure of XLA said in one line."""
+    committer = next(c for c in callbacks if isinstance(c, checkpoints.CommittedEpochs))
     try:
-        model.fit(
-            train,
-            epochs=args.epochs,
-            steps_per_epoch=steps,
-            validation_data=valid,
-            callbacks=callbacks,
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
+        with committer.handling_signals():
+            model.fit(
+                train,
+                epochs=args.epochs,
+                steps_per_epoch=steps,
+                validation_data=valid,
+                callbacks=callbacks,
+                verbose=1 if sys.stdout.isatty() else 2,
+            )
     except tf.errors.OpError as error:
         if not args.jit_compile:
             raise
@@ -278,10 +273,10 @@ def fit(
 
 def run_training(args: argparse.Namespace, paths: dict) -> None:
     """Check the work folder, build the model and the data on the chosen devices, train, and summarise."""
-    check_work_dir(paths, args)
+    resumed = check_work_dir(paths, args)
     if args.log == "wandb":
         check_wandb_login()
-    prepare_work_dir(paths, args.overwrite)
+    prepare_work_dir(paths, resumed is not None)
     strategy = make_strategy(args.device, args.cpu_devices)
     replicas = strategy.num_replicas_in_sync
     if args.batch_size % replicas:
@@ -293,13 +288,21 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
                 "warning: mixed precision on the CPU is slow; --mixed_precision False is faster there", file=sys.stderr
             )
 
-    if args.seed is None and args.resume:  # the interrupted run's
-        args.seed = json.loads(paths["config"].read_text())["args"].get("seed")
+    if args.seed is None and resumed:  # the interrupted run's
+        args.seed = resumed["args"].get("seed")
     if args.seed is None:  # drawn, and recorded in run_config.json, so that the run can be repeated
         args.seed = int(np.random.default_rng().integers(2**31))
     tf.keras.utils.set_random_seed(args.seed)
     train_batches, n_train, valid_batches, n_valid = build_datasets(args, replicas)
     steps = args.steps_per_epoch or max(dataloader.steps_per_epoch(n_train, args.batch_size), MIN_STEPS_PER_EPOCH)
+    if resumed:  # the backup counts steps of the interrupted run's epochs
+        steps = resumed["steps_per_epoch"]
+        finished = checkpoints.recover(paths, steps)
+        print(
+            f"resuming {paths['root']} after {finished} finished epochs"
+            if finished
+            else "no epoch had finished: starting over"
+        )
     with strategy.scope():
         model = create_model(
             args.backbone,
@@ -320,7 +323,7 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
     )
 
     seconds = []
-    callbacks = make_callbacks(args, paths, model, valid_batches, seconds)
+    callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps)
     fit(model, train_batches, valid_batches, steps, callbacks, args)
     if args.log == "wandb":
         import wandb
@@ -331,16 +334,22 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
     print_summary(paths, args, seconds, steps)
 
 
+def resume_command() -> str:
+    argv = [a for a in sys.argv if a not in ("--resume", "--overwrite")]
+    return " ".join(shlex.quote(a) for a in ["python", *argv, "--resume"])
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = train_args(argv)
     paths = work_paths(Path(args.work_dir), args.backbone)
     try:
         with exit_on_user_error():
             run_training(args, paths)
+    except checkpoints.StopRequested as stop:
+        print(f"{stop}; continue with: {resume_command()}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
     except KeyboardInterrupt:
-        print(
-            f"interrupted: continue with the same command and --resume (backup in {paths['backup']})", file=sys.stderr
-        )
+        print(f"interrupted; continue with: {resume_command()}", file=sys.stderr)
         sys.exit(130)
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from conftest import REPO, SMALL
 from conftest import run_training as run
 
+import checkpoints
 import dataloader
 import model
 import train
@@ -36,7 +37,7 @@ def test_a_run_writes_weights_history_config_and_logs(trained):
         assert list((runs[0] / folder).glob("events.out.tfevents.*")), folder
     assert (trained / "logs" / "validation_pictures.png").stat().st_size > 0
     assert (trained / "logs" / "training_curves.png").stat().st_size > 0
-    assert not train.has_backup(trained / "backup")  # a finished run leaves no checkpoint to resume
+    assert checkpoints.saved_position(trained / "backup") is None  # a finished run leaves no checkpoint to resume
 
 
 def test_reloaded_best_weights_predict(trained, synthetic_data):
@@ -96,13 +97,13 @@ def test_monitor_plateau_and_patience_reach_their_callbacks(synthetic_data, tmp_
                        "--patience", "3"])  # fmt: skip
     paths = train.work_paths(tmp_path, "resnet18")
     valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 8, training=False)
-    callbacks = train.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [])
+    callbacks = train.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [], 5)
     by_type = {type(c).__name__: c for c in callbacks}
-    assert [c.monitor for c in callbacks if isinstance(c, tf.keras.callbacks.ModelCheckpoint)][0] == "val_loss"
+    assert by_type["CommittedEpochs"].monitor == "val_loss" and by_type["CommittedEpochs"].mode == "min"
     assert by_type["ReduceLROnPlateau"].monitor == "val_loss" and by_type["ReduceLROnPlateau"].mode == "min"
     assert by_type["EarlyStopping"].patience == 3 and by_type["EarlyStopping"].monitor == "val_loss"
     defaults = train.make_callbacks(train_args(["--data_root", str(synthetic_data)]), paths,
-                                    model.create_model("resnet18", "none"), valid, [])  # fmt: skip
+                                    model.create_model("resnet18", "none"), valid, [], 5)  # fmt: skip
     assert not {"ReduceLROnPlateau", "EarlyStopping"} & {type(c).__name__ for c in defaults}
 
 
@@ -199,7 +200,7 @@ def test_resume_continues_an_interrupted_run_at_its_epoch(synthetic_data, tmp_pa
     with pytest.raises(SystemExit) as exit_info:
         run(synthetic_data, tmp_path, "--epochs", "4")
     assert exit_info.value.code == 130
-    assert train.has_backup(tmp_path / "tensorflow" / "backup")
+    assert checkpoints.saved_position(tmp_path / "tensorflow" / "backup") is not None
     monkeypatch.setattr(train, "make_callbacks", make_callbacks)
     run(synthetic_data, tmp_path, "--epochs", "4", "--resume")
     assert list(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").epoch) == [0, 1, 2, 3]

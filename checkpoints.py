@@ -1,0 +1,137 @@
+"""A run's files kept whole whenever the run is killed, and stopped cleanly on a signal.
+
+Each epoch ends in three moves. Its history row, last weights and (when they improve) best weights
+are written into WORK/tensorflow/pending/<epoch>/; the BackupAndRestore checkpoint of that epoch is
+saved, which commits the epoch; the pending files are moved into place with os.replace. Before
+training, `recover` finishes a commit that a kill interrupted, or drops an epoch that was never
+committed, so that history.csv has exactly one row for each epoch that the backup holds.
+"""
+
+import contextlib
+import math
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pandas as pd
+import tensorflow as tf
+
+from utils import UserError
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequested(Exception):
+    """Training stopped on a signal, after saving what --resume needs."""
+
+    def __init__(self, signum: int, epoch: int, step: Optional[int]):
+        self.signum = signum
+        where = f"after step {step + 1} of epoch {epoch + 1}" if step is not None else f"after epoch {epoch + 1}"
+        super().__init__(f"{signal.Signals(signum).name} received: stopped {where}")
+
+
+def saved_position(backup: Path) -> Optional[tuple[int, int]]:
+    """(epoch, step) at which the newest backup was saved, or None without one."""
+    checkpoint = tf.train.latest_checkpoint(str(backup / "chief"))
+    if checkpoint is None:
+        return None
+    reader = tf.train.load_checkpoint(checkpoint)
+    return tuple(int(reader.get_tensor(f"ckpt_saved_{k}/.ATTRIBUTES/VARIABLE_VALUE")) for k in ("epoch", "batch"))
+
+
+def committed_epochs(backup: Path, steps: int) -> int:
+    """How many epochs the backup holds as finished (a backup made mid-epoch does not count its epoch)."""
+    position = saved_position(backup)
+    if position is None:
+        return 0
+    epoch, step = position
+    return epoch + 1 if step == steps - 1 else epoch
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+
+
+def commit(pending: Path, paths: dict) -> None:
+    """Move one epoch's pending files into place; safe to repeat after a kill half-way."""
+    destinations = {p.name: p for p in (paths["best"], paths["last"], paths["history"])}
+    for name in sorted(os.listdir(pending), key=lambda n: n == paths["history"].name):  # history last
+        os.replace(pending / name, destinations[name])
+
+
+def recover(paths: dict, steps: int) -> int:
+    """Finish the commit of every epoch the backup holds and drop the files of any other; return the
+    number of finished epochs."""
+    finished = committed_epochs(paths["backup"], steps)
+    for pending in sorted(paths["pending"].glob("*")) if paths["pending"].is_dir() else []:
+        if int(pending.name) < finished:
+            commit(pending, paths)
+        shutil.rmtree(pending)
+    rows = len(read_history(paths["history"]))
+    if rows != finished:
+        raise UserError(
+            f"{paths['history']} has {rows} epochs but the backup in {paths['backup']} has {finished}: "
+            "they were not written by this version of train.py; --overwrite starts the run again"
+        )
+    return finished
+
+
+class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backup also commits each epoch's history row and weights, which stops on
+    a NaN loss, and which stops between two steps on SIGTERM or Ctrl-C, saving the step for --resume."""
+
+    def __init__(self, paths: dict, monitor: str, mode: str, steps: int):
+        super().__init__(str(paths["backup"]), save_freq=2**62)  # an int, so that a backup records its step
+        self.paths, self.monitor, self.mode, self.steps = paths, monitor, mode, steps
+        self.stop_signal: Optional[int] = None
+
+    def request_stop(self, signum: int, frame: object) -> None:
+        if self.stop_signal is not None:  # a second signal stops at once; what was committed stays
+            raise KeyboardInterrupt
+        self.stop_signal = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping after this step", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def handling_signals(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self.request_stop) for s in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def on_train_batch_end(self, batch: int, logs: Optional[dict] = None) -> None:
+        super().on_train_batch_end(batch, logs)
+        if logs and not math.isfinite(float(logs["loss"])):
+            raise UserError(
+                f"the loss became {float(logs['loss'])} in epoch {self._current_epoch + 1}, step {batch + 1}: "
+                "try a lower --learning_rate; the weights of the last finished epoch are kept"
+            )
+        if self.stop_signal is not None and batch < self.steps - 1:  # at the last step, the epoch ends first
+            self._backup(epoch=self._current_epoch, batch=batch)
+            raise StopRequested(self.stop_signal, self._current_epoch, batch)
+
+    def is_better(self, value: float, history: pd.DataFrame) -> bool:
+        if history.empty:
+            return True
+        best = history[self.monitor].min() if self.mode == "min" else history[self.monitor].max()
+        return value < best if self.mode == "min" else value > best
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        logs = {k: float(v) for k, v in sorted((logs or {}).items())}
+        pending = self.paths["pending"] / str(epoch)
+        pending.mkdir(parents=True, exist_ok=True)
+        self.model.save_weights(str(pending / self.paths["last"].name))
+        history = read_history(self.paths["history"])
+        if self.is_better(logs[self.monitor], history):
+            self.model.save_weights(str(pending / self.paths["best"].name))
+        rows = pd.concat([history, pd.DataFrame([{"epoch": epoch, **logs}])], ignore_index=True)
+        rows.to_csv(pending / self.paths["history"].name, index=False)
+        self._backup(epoch=epoch)  # the commit point
+        commit(pending, self.paths)
+        pending.rmdir()
+        if self.stop_signal is not None:
+            raise StopRequested(self.stop_signal, epoch, None)

@@ -1,0 +1,75 @@
+"""Run train.py and SIGKILL it at one named point: python tests/kill_at.py POINT EPOCH TRAIN_ARGS...
+
+Used by test_checkpoints.py, so that each kill lands exactly where it is meant to.
+"""
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import checkpoints  # noqa: E402
+import train  # noqa: E402
+
+
+def kill() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_around(cls: type, name: str, when: str, condition) -> None:
+    """Wrap cls.name so that the process dies before or after the call for which condition holds."""
+    original = getattr(cls, name)
+
+    def wrapper(self, *args, **kwargs):
+        hit = condition(self, *args)
+        if hit and when == "before":
+            kill()
+        result = original(self, *args, **kwargs)
+        if hit:
+            kill()
+        return result
+
+    setattr(cls, name, wrapper)
+
+
+def kill_after_replace(epoch: int, count: int) -> None:
+    """Die after the count-th file of the epoch's commit has been moved into place."""
+    original, moved = os.replace, []
+
+    def replace(source, target):
+        original(source, target)
+        if Path(source).parent.name == str(epoch) and Path(source).parent.parent.name == "pending":
+            moved.append(target)
+            if len(moved) == count:
+                kill()
+
+    checkpoints.os.replace = replace
+
+
+def main() -> None:
+    point, epoch, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    committer, model = checkpoints.CommittedEpochs, train.tf.keras.Model
+    in_epoch = lambda self, *args: self._current_epoch == epoch  # noqa: E731
+    if point == "step":  # in the middle of an epoch's steps
+        kill_around(committer, "on_train_batch_end", "after", lambda self, batch, *a: in_epoch(self) and batch == 1)
+    elif point == "validation":  # while validating
+        kill_around(committer, "on_test_begin", "before", in_epoch)
+    elif point == "staged":  # the epoch's last weights written to pending, nothing else yet
+        kill_around(model, "save_weights", "after", lambda self, path, *a: f"pending/{epoch}/" in str(path))
+    elif point == "before_backup":  # history row and weights pending, backup not yet saved
+        kill_around(committer, "_backup", "before", lambda self, *a: in_epoch(self))
+    elif point == "after_backup":  # the epoch committed by its backup, its files not yet moved
+        kill_around(committer, "_backup", "after", lambda self, *a: in_epoch(self))
+    elif point == "first_file":  # right after the first weights file of the epoch appears in place
+        kill_after_replace(epoch, 1)
+    elif point == "after_last_epoch":  # every epoch committed, the backup not yet removed
+        kill_around(committer, "on_train_end", "before", lambda self, *a: True)
+    else:
+        raise SystemExit(f"unknown point {point}")
+    train.main(argv)
+
+
+if __name__ == "__main__":
+    main()
