@@ -9,6 +9,7 @@ DATA/csv_file/: train.csv, valid.csv, one train_<group>.csv per group, and rejec
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import struct
@@ -93,17 +94,21 @@ def pair_files(split: Optional[str], images_dir: Path, masks_dir: Path) -> tuple
     return pairs, rejected
 
 
-def split_pairs(pairs: list[Pair], valid_fraction: float, seed: int) -> list[Pair]:
-    """Give pairs without a split one: the same valid_fraction of each group, the same every run."""
-    rng = np.random.default_rng(seed)
-    unsplit = [p for p in pairs if p.split is None]
-    result = [p for p in pairs if p.split is not None]
-    for group in sorted({p.group for p in unsplit}):
-        members = sorted((p for p in unsplit if p.group == group), key=lambda p: p.image)
-        n_valid = round(len(members) * valid_fraction)
-        valid = set(rng.permutation(len(members))[:n_valid].tolist())
-        result += [p._replace(split="valid" if i in valid else "train") for i, p in enumerate(members)]
-    return result
+def hashed_split(key: str, valid_fraction: float, seed: int) -> str:
+    """'valid' or 'train' from a hash of the pair's relative path and the seed alone, so that adding or
+    removing photos never moves another one between train and valid."""
+    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
+    return "valid" if int.from_bytes(digest[:8], "big") < valid_fraction * 2**64 else "train"
+
+
+def split_pairs(pairs: list[Pair], valid_fraction: float, seed: int, data_root: Path) -> list[Pair]:
+    """Give each pair without a split one; about valid_fraction of each group goes to valid."""
+    return [
+        p
+        if p.split
+        else p._replace(split=hashed_split(relative(data_root, p.image.with_suffix("")), valid_fraction, seed))
+        for p in pairs
+    ]
 
 
 def is_truncated_jpeg(data: bytes) -> bool:
@@ -309,7 +314,7 @@ def find_pairs(data_root: Path, valid_fraction: float, seed: int) -> tuple[list[
         found, unmatched = pair_files(split, images_dir, masks_dir)
         pairs += found
         rejected += unmatched
-    return split_pairs(pairs, valid_fraction, seed), rejected
+    return split_pairs(pairs, valid_fraction, seed, data_root), rejected
 
 
 def prepare(args: argparse.Namespace) -> None:
