@@ -10,6 +10,7 @@ DATA/csv_file/: train.csv, valid.csv, one train_<group>.csv per group, and rejec
 import argparse
 import functools
 import hashlib
+import io
 import json
 import os
 import struct
@@ -20,11 +21,15 @@ from typing import NamedTuple, Optional
 import cv2
 import numpy as np
 import pandas as pd
+from PIL import Image
 from tqdm import tqdm
 
-from utils import UserError, data_preparation_args, exit_on_user_error, is_up_to_date, write_image
+from utils import UserError, data_preparation_args, exit_on_user_error, write_image, write_text
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".png"}
+LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
+EXIF_ORIENTATION = 0x0112  # the tag's number
+MANIFEST = "prepared.json"
 MASK_FOLDERS = ("masks", "labels")
 DEFAULT_GROUP = "default"
 PNG_FOLDER = "png"
@@ -122,49 +127,116 @@ def is_truncated_jpeg(data: bytes) -> bool:
     return start_of_scan < 0 or data.find(b"\xff\xd9", start_of_scan) < 0
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode any image OpenCV reads, keeping bit depth; raise ValueError saying why it fails."""
-    data = path.read_bytes()
+class MaskRule(NamedTuple):
+    """How mask values become foreground: --foreground_values, else --mask_threshold, else by default."""
+
+    threshold: Optional[int] = None
+    foreground: tuple = ()
+
+
+def decode(data: bytes, path: Path) -> np.ndarray:
+    """Pixels as stored: bit depth, channels and alpha kept, EXIF orientation not applied."""
     if path.suffix.lower() in (".jpg", ".jpeg") and is_truncated_jpeg(data):
         raise ValueError("is a truncated JPEG")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-    if image is None or image.size == 0:
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
         raise ValueError("does not decode")
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257).round().astype(np.uint8)
-    if image.dtype != np.uint8:
-        raise ValueError(f"has unsupported pixel type {image.dtype}")
-    return image
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"has unsupported pixel type {array.dtype}")
+    return array
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag: 1 (as stored) to 8, 1 when there is none."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = int(image.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # Pillow reads fewer formats than OpenCV; a file it cannot open has no EXIF to apply
+        return 1
+    return orientation if 1 <= orientation <= 8 else 1
+
+
+def orient(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Pixels as stored to pixels as displayed, by EXIF orientation (5 to 8 swap height and width)."""
+    if orientation >= 5:
+        array = array.swapaxes(0, 1)
+    flips = {2: (1,), 3: (0, 1), 4: (0,), 6: (1,), 7: (0, 1), 8: (0,)}.get(orientation)
+    return np.flip(array, flips) if flips else array
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Any image OpenCV reads, as displayed (EXIF orientation applied); ValueError saying why it fails."""
+    data = path.read_bytes()
+    return orient(decode(data, path), exif_orientation(data))
+
+
+def align(image: bytes, mask: bytes, image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Image and mask as displayed and turned alike; ValueError naming EXIF when their orientation tags
+    differ and the sizes do not tell whether the mask was drawn on the photo as stored or as shown."""
+    image_orientation, mask_orientation = exif_orientation(image), exif_orientation(mask)
+    image, mask = decode(image, image_path), decode(mask, mask_path)
+    if image_orientation == mask_orientation:
+        return orient(image, image_orientation), orient(mask, mask_orientation)
+    shown = orient(image, image_orientation), orient(mask, mask_orientation)
+    stored = orient(image, image_orientation), orient(mask, image_orientation)  # the mask drawn on stored pixels
+    fits = [pair for pair in (shown, stored) if pair[0].shape[:2] == pair[1].shape[:2]]
+    if len(fits) == 1:
+        return fits[0]
+    why = "its size fits both readings" if fits else "its size fits neither reading"
+    raise ValueError(
+        f"EXIF orientation {mask_orientation} differs from the image's {image_orientation} and {why}: "
+        "save image and mask with the same orientation"
+    )
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
-    """Three channels: gray widened, alpha dropped (OpenCV's BGR order, which imwrite expects)."""
-    if image.ndim == 2 or image.shape[2] == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    """8-bit, three channels: 16 bits scaled, gray widened, alpha dropped (OpenCV's BGR order)."""
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257).round().astype(np.uint8)
+    if image.ndim == 2 or image.shape[2] <= 2:
+        return cv2.cvtColor(image if image.ndim == 2 else image[:, :, 0], cv2.COLOR_GRAY2BGR)
     return image[:, :, :3]
 
 
-def to_binary_mask(mask: np.ndarray, threshold: int) -> np.ndarray:
-    """One channel of 0 and 255. A {0, 1} mask is scaled; anything else is thresholded."""
-    if mask.ndim == 3:
-        mask = mask.max(axis=2)  # a coloured mask on black is foreground in any channel
-    if mask.max() <= 1:
-        return mask * np.uint8(255)
-    return np.where(mask > threshold, 255, 0).astype(np.uint8)
+def mask_layer(mask: np.ndarray) -> np.ndarray:
+    """One channel: gray as it is, colour by its brightest channel, or the alpha channel when the
+    colour is the same everywhere and the alpha is not (a mask drawn in the alpha channel)."""
+    if mask.ndim == 2:
+        return mask
+    colour = mask[:, :, : 3 if mask.shape[2] >= 3 else 1]
+    alpha = mask[:, :, -1] if mask.shape[2] in (2, 4) else None
+    if alpha is not None and colour.min() == colour.max() and alpha.min() != alpha.max():
+        return alpha
+    return colour.max(axis=2)
+
+
+def to_binary_mask(mask: np.ndarray, rule: Optional[MaskRule] = None, lossy: bool = False) -> np.ndarray:
+    """One channel of 0 and 255. Foreground: the values of --foreground_values; else those above
+    --mask_threshold; else, in a JPEG or WebP mask, those above Otsu's threshold (lossy compression
+    blurs the edges); else every value but 0, when there is at most one. ValueError otherwise."""
+    layer = mask_layer(mask)
+    rule = rule or MaskRule()
+    if rule.foreground:
+        foreground = np.isin(layer, rule.foreground)
+    elif rule.threshold is not None:
+        foreground = layer > rule.threshold
+    elif lossy and layer.dtype == np.uint8:
+        threshold, _ = cv2.threshold(layer, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        foreground = layer > threshold
+    else:
+        values = np.flatnonzero(np.bincount(layer.ravel()))
+        if len(values[values > 0]) > 1:
+            shown = ", ".join(map(str, values[:6])) + (", ..." if len(values) > 6 else "")
+            raise ValueError(
+                f"has {len(values)} values ({shown}): name the foreground with --foreground_values "
+                "(a label mask), or binarise it with --mask_threshold"
+            )
+        foreground = layer > 0
+    return np.where(foreground, 255, 0).astype(np.uint8)
 
 
 def png_path(data_root: Path, source: Path) -> Path:
     return data_root / PNG_FOLDER / source.relative_to(data_root).with_suffix(".png")
-
-
-def convert(source: Path, target: Path, is_mask: bool, threshold: int, force: bool) -> bool:
-    """Write target from source unless it is up to date; True when it was written. force: rewrite masks,
-    the only files that depend on the conversion settings."""
-    if not (force and is_mask) and is_up_to_date(source, target):
-        return False
-    image = read_image(source)
-    write_image(target, to_binary_mask(image, threshold) if is_mask else to_rgb(image))
-    return True
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -174,31 +246,78 @@ def png_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def prepare_pair(pair: Pair, data_root: Path, threshold: int, force: bool) -> dict:
-    """Convert one pair and describe it; a rejected pair carries a 'reason'."""
+def source_record(path: Path, data: Optional[bytes] = None) -> dict:
+    """What identifies a source's content: size and modification time, cheap to read, and its sha256."""
+    stat = path.stat()
+    digest = hashlib.sha256(data if data is not None else path.read_bytes()).hexdigest()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+
+
+def unchanged(path: Path, known: Optional[dict]) -> Optional[dict]:
+    """The record of path if its content is the one recorded in known, else None. Size and time are
+    compared first; when they differ, the content is hashed (a copy with an older time, `cp -p`)."""
+    if known is None:
+        return None
+    stat = path.stat()
+    if [stat.st_size, stat.st_mtime_ns] == [known["size"], known["mtime_ns"]]:
+        return known
+    record = source_record(path)
+    return record if record["sha256"] == known["sha256"] else None
+
+
+def convert_pair(pair: Pair, targets: tuple[Path, Path], rule: MaskRule) -> tuple[dict, dict]:
+    """Write the pair's PNGs; return the records of its two sources."""
+    image_data, mask_data = pair.image.read_bytes(), pair.mask.read_bytes()
+    try:
+        image, mask = align(image_data, mask_data, pair.image, pair.mask)
+    except ValueError as error:
+        raise ValueError(f"mask {error}" if "EXIF" in str(error) else str(error)) from error
+    lossy = pair.mask.suffix.lower() in LOSSY_EXTENSIONS
+    try:
+        binary = to_binary_mask(mask, rule, lossy)
+    except ValueError as error:
+        raise ValueError(f"mask {error}") from error
+    write_image(targets[0], to_rgb(image))
+    write_image(targets[1], binary)
+    return source_record(pair.image, image_data), source_record(pair.mask, mask_data)
+
+
+def prepare_pair(pair: Pair, data_root: Path, rule: MaskRule, known: dict, force: bool) -> dict:
+    """Convert one pair unless its PNGs hold its sources' content already, and describe it; a rejected
+    pair carries a 'reason'. known: the records of the last finished run, by relative path."""
     row = {"image": pair.image, "mask": pair.mask, "split": pair.split, "group": pair.group, "converted": 0}
-    image_png, mask_png = png_path(data_root, pair.image), png_path(data_root, pair.mask)
-    for source, target, is_mask in ((pair.image, image_png, False), (pair.mask, mask_png, True)):
+    targets = png_path(data_root, pair.image), png_path(data_root, pair.mask)
+    sources = (pair.image, pair.mask)
+    records = [None, None]
+    if not force and all(t.exists() for t in targets):
+        records = [unchanged(s, known.get(relative(data_root, s))) for s in sources]
+    if None in records:
         try:
-            row["converted"] += convert(source, target, is_mask, threshold, force)
-        except (ValueError, OSError) as error:
-            return {**row, "reason": f"{'mask' if is_mask else 'image'} {error}"}
-    height, width = png_size(image_png)
-    mask = cv2.imread(str(mask_png), cv2.IMREAD_UNCHANGED)
+            records = convert_pair(pair, targets, rule)
+        except ValueError as error:
+            return {**row, "reason": str(error) if str(error).startswith("mask ") else f"image {error}"}
+        except OSError as error:
+            return {**row, "reason": f"cannot be read or written: {error}"}
+        row["converted"] = 2
+    height, width = png_size(targets[0])
+    mask = cv2.imread(str(targets[1]), cv2.IMREAD_UNCHANGED)
     if mask.shape != (height, width):
         return {**row, "reason": f"size mismatch: image {width}x{height}, mask {mask.shape[1]}x{mask.shape[0]}"}
     return {
         **row,
-        "image": image_png,
-        "mask": mask_png,
+        "image": targets[0],
+        "mask": targets[1],
         "height": height,
         "width": width,
         "foreground": float(np.count_nonzero(mask)) / mask.size,
+        "records": {relative(data_root, s): r for s, r in zip(sources, records)},
     }
 
 
-def prepare_all(pairs: list[Pair], data_root: Path, threshold: int, force: bool, workers: Optional[int]) -> list[dict]:
-    task = functools.partial(prepare_pair, data_root=data_root, threshold=threshold, force=force)
+def prepare_all(
+    pairs: list[Pair], data_root: Path, rule: MaskRule, known: dict, force: bool, workers: Optional[int]
+) -> list[dict]:
+    task = functools.partial(prepare_pair, data_root=data_root, rule=rule, known=known, force=force)
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
         return list(tqdm(pool.map(task, pairs, chunksize=4), total=len(pairs), desc="preparing", unit="pair"))
 
@@ -252,17 +371,25 @@ def print_summary(data_root: Path, rows: list[dict], rejected: list[dict], conve
     print(f"  rejected: {len(rejected)}{details}")
     fg = table.foreground
     print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
+    if (fg == 0).any():
+        print(f"  empty masks: {(fg == 0).sum()}, kept as images without foreground (--drop_empty leaves them out)")
 
 
-def conversion_settings_changed(data_root: Path, threshold: int) -> bool:
-    """True when the last finished run converted masks with another threshold."""
-    path = data_root / PNG_FOLDER / "settings.json"
-    return path.exists() and json.loads(path.read_text()) != {"mask_threshold": threshold}
+def read_manifest(data_root: Path) -> dict:
+    """What the last finished run recorded: its mask rule and the record of each source it converted."""
+    path = data_root / PNG_FOLDER / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {"mask_rule": None, "sources": {}}
 
 
-def record_conversion_settings(data_root: Path, threshold: int) -> None:
-    """Written only after a finished run, so that an interrupted one is converted again next time."""
-    (data_root / PNG_FOLDER / "settings.json").write_text(json.dumps({"mask_threshold": threshold}) + "\n")
+def rule_record(rule: MaskRule) -> dict:
+    return {"threshold": rule.threshold, "foreground": list(rule.foreground)}
+
+
+def write_manifest(data_root: Path, rule: MaskRule, results: list[dict]) -> None:
+    """Written only after a finished run, so that an interrupted one is checked again next time."""
+    sources = {k: v for r in results for k, v in r.get("records", {}).items()}
+    manifest = {"mask_rule": rule_record(rule), "sources": dict(sorted(sources.items()))}
+    write_text(data_root / PNG_FOLDER / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
 def synthetic_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -330,9 +457,13 @@ def prepare(args: argparse.Namespace) -> None:
             (data_root / folder).mkdir(exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot write into {data_root}: {error.strerror}") from error
-    force = conversion_settings_changed(data_root, args.mask_threshold)
-    results = prepare_all(pairs, data_root, args.mask_threshold, force, args.workers)
-    record_conversion_settings(data_root, args.mask_threshold)
+    rule = MaskRule(args.mask_threshold, tuple(args.foreground_values or ()))
+    manifest = read_manifest(data_root)
+    force = manifest["mask_rule"] not in (None, rule_record(rule))  # masks made by another rule
+    results = prepare_all(pairs, data_root, rule, manifest["sources"], force, args.workers)
+    write_manifest(data_root, rule, results)
+    if args.drop_empty:
+        results = [{**r, "reason": "empty mask (--drop_empty)"} if r.get("foreground") == 0 else r for r in results]
     rows = [r for r in results if "reason" not in r]
     rejected += [r for r in results if "reason" in r]
     write_csvs(data_root, rows, rejected)

@@ -23,10 +23,10 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import dataloader
-from data_preparation import PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
+from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
-from utils import MASK_THRESHOLD, UserError, exit_on_user_error, predict_args, write_image
+from utils import UserError, exit_on_user_error, predict_args, write_image
 
 COMPARISON_ROWS = 8
 COMPARISON_SIDE = 192  # pixels of each tile in comparison.png
@@ -191,7 +191,7 @@ def predict_and_write(
 
 def read_true_mask(path: Path, shape: tuple) -> np.ndarray:
     """A true mask as booleans of the given shape; ValueError saying why it cannot be used."""
-    true = to_binary_mask(read_image(path), MASK_THRESHOLD) > 0
+    true = to_binary_mask(read_image(path), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
     if true.shape != shape:
         raise ValueError(f"true mask {true.shape[::-1]} is not the image's size {shape[::-1]}")
     return true

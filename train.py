@@ -31,7 +31,7 @@ import dataloader
 from data_preparation import split_csv
 from model import create_model
 from pictures import comparison_rows, plot_history, save_picture
-from utils import MIN_STEPS_PER_EPOCH, UserError, exit_on_user_error, train_args
+from utils import MIN_STEPS_PER_EPOCH, UserError, exit_on_user_error, train_args, write_text
 
 PACKAGES = [
     "tensorflow",
@@ -135,7 +135,7 @@ def save_run_config(
         "versions": {name: version(name) for name in PACKAGES},
         "started": datetime.now().isoformat(timespec="seconds"),
     }
-    paths["config"].write_text(json.dumps(config, indent=2) + "\n")
+    write_text(paths["config"], json.dumps(config, indent=2) + "\n")
 
 
 def monitor_mode(monitor: str) -> str:

@@ -5,13 +5,14 @@ import contextlib
 import math
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
 
-MASK_THRESHOLD = 127  # gray level above which a mask pixel is foreground, unless --mask_threshold says otherwise
 # Each optimizer's defaults for --learning_rate and --weight_decay (decoupled: each step shrinks every weight by
 # learning_rate x weight_decay). adamw: timm's and MMSegmentation's choice; sgd: nnU-Net's (Nesterov momentum 0.99).
 OPTIMIZER_DEFAULTS = {
@@ -42,20 +43,32 @@ def exit_on_user_error() -> Iterator[None]:
 
 
 def is_up_to_date(source: Path, target: Path) -> bool:
-    """True when target exists and is at least as new as source."""
-    return target.exists() and target.stat().st_mtime >= source.stat().st_mtime
+    """True when target was made from source as it is now: write_image(..., made_from=source) gives
+    target the modification time of source, which any later change of source alters."""
+    return target.exists() and target.stat().st_mtime_ns == source.stat().st_mtime_ns
 
 
-def write_image(path: Path, array: np.ndarray) -> None:
-    """Write in the format of path's suffix, through a temporary file, so that an interrupted run
-    never leaves half an image that looks up to date."""
+def write_bytes(path: Path, data: bytes, made_from: Optional[Path] = None) -> None:
+    """Write through a temporary name of this process and thread, then rename, so that a kill never
+    leaves half a file and two runs never write the same temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    temporary.write_bytes(data)
+    if made_from is not None:
+        os.utime(temporary, ns=(time.time_ns(), made_from.stat().st_mtime_ns))
+    os.replace(temporary, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_image(path: Path, array: np.ndarray, made_from: Optional[Path] = None) -> None:
+    """Write in the format of path's suffix, whole or not at all (see write_bytes)."""
     ok, encoded = cv2.imencode(path.suffix, array)
     if not ok:
         raise ValueError(f"cannot be encoded as {path.suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(encoded.tobytes())
-    os.replace(temporary, path)
+    write_bytes(path, encoded.tobytes(), made_from)
 
 
 def add_data_root(parser: argparse.ArgumentParser) -> None:
@@ -90,10 +103,18 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
     parser.add_argument(
         "--mask_threshold",
         type=int,
-        default=MASK_THRESHOLD,
-        help="mask pixels above this gray level (0 to 254) are foreground; "
-        "masks holding only 0 and 1 are scaled instead (default: %(default)s)",
+        help="mask values above this one are foreground, in the mask's own units (0 to 65534) "
+        "(default: every value but 0 when a mask has at most one; Otsu's threshold in JPEG and WebP masks)",
     )
+    parser.add_argument(
+        "--foreground_values",
+        type=int,
+        nargs="+",
+        metavar="V",
+        help="the values of a label mask that are foreground, e.g. 1 2 (default: none; without it a mask "
+        "with several values other than 0 is rejected, naming them)",
+    )
+    add_bool(parser, "--drop_empty", False, "leave out pairs whose mask has no foreground")
     parser.add_argument(
         "--synthetic",
         type=int,
@@ -112,8 +133,8 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
     args = parser.parse_args(argv)
     if not 0 <= args.valid_fraction < 1:
         parser.error("--valid_fraction must be at least 0 and below 1")
-    if not 0 <= args.mask_threshold <= 254:
-        parser.error("--mask_threshold must be from 0 to 254")
+    if args.mask_threshold is not None and not 0 <= args.mask_threshold <= 65534:
+        parser.error("--mask_threshold must be from 0 to 65534")
     if args.synthetic < 0:
         parser.error("--synthetic must be 0 or more")
     return args

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image, ImageOps
 
 import data_preparation as dp
 
@@ -54,15 +55,21 @@ def test_second_run_rewrites_nothing_and_gives_identical_csvs(nails, capsys):
     assert {p: p.stat().st_mtime_ns for p in (nails / "png").rglob("*.png")} == pngs
 
 
-def test_changed_original_and_changed_threshold_are_converted_again(nails, capsys):
+def test_changed_content_and_changed_threshold_are_converted_again_whatever_the_times(nails, capsys):
     prepare(nails)
-    first_png = sorted((nails / "png" / "images").iterdir())[0]
-    os.utime(first_png, (0, 0))  # older than its original, as if the original had changed since
+    first, second = sorted((nails / "labels").iterdir())[:2]
+    os.utime(first, ns=(0, 10**9))  # touched back in time, the same content: nothing to do
+    stale = second.stat().st_mtime_ns
+    mask = cv2.imread(str(second))
+    cv2.imwrite(str(second), 255 - mask)  # new content, given the old time back, as `cp -p` would
+    os.utime(second, ns=(stale, stale))
     capsys.readouterr()
     prepare(nails)
-    assert "1 files converted" in capsys.readouterr().out
+    assert "2 files converted" in capsys.readouterr().out  # the changed mask's pair
+    png = cv2.imread(str(nails / "png" / "labels" / (second.stem + ".png")), cv2.IMREAD_GRAYSCALE)
+    assert np.count_nonzero(png) > png.size / 2  # the inverted mask, not the stale one
     prepare(nails, "--mask_threshold", "200")
-    assert "52 files converted" in capsys.readouterr().out  # the masks, not the images
+    assert "104 files converted" in capsys.readouterr().out
 
 
 def test_bad_files_are_rejected_with_reasons_and_the_rest_prepared(nails):
@@ -122,14 +129,104 @@ def test_image_conversion_widens_gray_drops_alpha_and_scales_16_bit(tmp_path):
     assert np.array_equal(dp.to_rgb(dp.read_image(tmp_path / "deep.tif")), np.full((8, 8, 3), 255))
 
 
-def test_masks_become_0_and_255():
-    zero_one = np.array([[0, 1], [1, 0]], np.uint8)
-    noisy = np.array([[3, 250], [128, 120]], np.uint8)
-    red_on_black = np.zeros((2, 2, 3), np.uint8)
-    red_on_black[0, 0, 2] = 255
-    assert dp.to_binary_mask(zero_one, 127).tolist() == [[0, 255], [255, 0]]
-    assert dp.to_binary_mask(noisy, 127).tolist() == [[0, 255], [255, 0]]
-    assert dp.to_binary_mask(red_on_black, 127).tolist() == [[255, 0], [0, 0]]
+def write_mask(path: Path, array: np.ndarray, orientation: int = 1) -> None:
+    """Any array to a file by its suffix; with an EXIF orientation tag through Pillow (JPEG)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if orientation == 1:
+        cv2.imwrite(str(path), array)
+        return
+    exif = Image.Exif()
+    exif[dp.EXIF_ORIENTATION] = orientation
+    Image.fromarray(array).save(path, exif=exif, quality=95)
+
+
+TRUTH = np.zeros((24, 32), bool)
+TRUTH[4:12, 6:20] = True
+# (mask file name, how it holds TRUTH): each rule of to_binary_mask, through a real file
+MASK_CASES = {
+    "zero_255.png": TRUTH * np.uint8(255),
+    "zero_one.png": TRUTH.astype(np.uint8),
+    "zero_one_16bit.png": TRUTH.astype(np.uint16),
+    "full_16bit.png": TRUTH * np.uint16(65535),
+    "zero_one_jpeg.jpg": TRUTH.astype(np.uint8),
+    "zero_255_jpeg.jpg": TRUTH * np.uint8(255),
+    "red_on_black.png": np.dstack([np.zeros_like(TRUTH, np.uint8)] * 2 + [TRUTH * np.uint8(255)]),
+    "alpha.png": np.dstack([np.zeros_like(TRUTH, np.uint8)] * 3 + [TRUTH * np.uint8(255)]),
+}
+
+
+def flat_dataset(root: Path, masks: dict, image: np.ndarray = None) -> Path:
+    for name, mask in masks.items():
+        write_mask(root / "masks" / name, mask)
+        write_mask(root / "images" / (Path(name).stem + ".png"), np.zeros((*TRUTH.shape, 3), np.uint8))
+    return root
+
+
+def prepared_masks(root: Path) -> dict:
+    table = pd.concat([t for t in (csv(root, "train.csv"), csv(root, "valid.csv")) if len(t)])
+    return {Path(m).stem: cv2.imread(str(root / m), cv2.IMREAD_UNCHANGED) for m in table["mask"]}
+
+
+def test_each_kind_of_mask_becomes_its_foreground_in_0_and_255(tmp_path):
+    prepare(flat_dataset(tmp_path / "data", MASK_CASES))
+    masks = prepared_masks(tmp_path / "data")
+    assert sorted(masks) == sorted(Path(n).stem for n in MASK_CASES)
+    for name, mask in masks.items():
+        assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}, name
+        if name.endswith("jpeg"):  # lossy: a few edge pixels move
+            assert np.count_nonzero((mask > 0) & TRUTH) / np.count_nonzero((mask > 0) | TRUTH) > 0.85, name
+        else:
+            assert np.array_equal(mask > 0, TRUTH), name
+
+
+def test_label_masks_need_foreground_values_and_empty_masks_are_counted(tmp_path, capsys):
+    labels = TRUTH.astype(np.uint8) + np.pad(np.full((4, 4), 2, np.uint8), ((16, 4), (24, 4)))  # 0, 1 and 2
+    data = flat_dataset(tmp_path / "data", {"labels.png": labels, "empty.png": np.zeros_like(TRUTH, np.uint8),
+                                            "zero_one.png": TRUTH.astype(np.uint8)})  # fmt: skip
+    prepare(data)
+    assert csv(data, "rejected.csv").reason.tolist() == [
+        "mask has 3 values (0, 1, 2): name the foreground with --foreground_values (a label mask), "
+        "or binarise it with --mask_threshold"
+    ]
+    assert "empty masks: 1, kept" in capsys.readouterr().out
+    prepare(data, "--foreground_values", "2", "--drop_empty")
+    masks = prepared_masks(data)
+    assert sorted(masks) == ["labels"] and np.count_nonzero(masks["labels"]) == 16
+    assert csv(data, "rejected.csv").reason.tolist() == ["empty mask (--drop_empty)"] * 2  # zero_one: no 2
+
+
+def test_exif_orientation_is_applied_alike_or_the_pair_is_rejected_naming_exif(tmp_path):
+    stored = np.zeros((24, 32, 3), np.uint8)
+    stored[TRUTH] = 255
+    shown = np.rot90(stored, -1)  # what orientation 6 shows: the stored pixels turned 90° clockwise
+    cases = {  # name: (image orientation, mask as drawn, mask orientation)
+        "drawn_on_shown": (6, shown[:, :, 0], 1),
+        "tagged_alike": (6, stored[:, :, 0], 6),
+        "ambiguous_180": (3, stored[:, :, 0], 1),
+    }
+    for name, (orientation, mask, mask_orientation) in cases.items():
+        write_mask(tmp_path / "data" / "images" / f"{name}.jpg", stored, orientation)
+        write_mask(tmp_path / "data" / "masks" / f"{name}.{'jpg' if mask_orientation > 1 else 'png'}",
+                   mask, mask_orientation)  # fmt: skip
+    prepare(tmp_path / "data")
+    masks = prepared_masks(tmp_path / "data")
+    assert sorted(masks) == ["drawn_on_shown", "tagged_alike"]
+    for name, mask in masks.items():
+        image = cv2.imread(str(tmp_path / "data" / "png" / "images" / f"{name}.png"))
+        assert image.shape[:2] == (32, 24) and np.array_equal(image[:, :, 0] > 127, mask > 0), name
+    reason = csv(tmp_path / "data", "rejected.csv").reason.tolist()
+    assert reason == ["mask EXIF orientation 1 differs from the image's 3 and its size fits both readings: "
+                      "save image and mask with the same orientation"]  # fmt: skip
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orient_matches_pillows_exif_transpose(orientation):
+    stored = np.arange(6 * 4 * 3, dtype=np.uint8).reshape(6, 4, 3)
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[dp.EXIF_ORIENTATION] = orientation
+    image.info["exif"] = exif.tobytes()
+    assert np.array_equal(dp.orient(stored, orientation), np.asarray(ImageOps.exif_transpose(image)))
 
 
 def test_truncated_jpeg_is_detected():

@@ -124,7 +124,7 @@ def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_d
     assert np.abs(first[0][0] * 255 - expected[:, :, ::-1]).max() <= 1
 
 
-def test_resized_copies_are_written_once_and_renewed_when_the_source_changes(synthetic_data):
+def test_resized_copies_are_written_once_and_renewed_when_the_source_changes_even_to_an_older_time(synthetic_data):
     csv_path = synthetic_data / "csv_file" / "valid.csv"
     table = dataloader.read_samples(csv_path)
     copies = dataloader.resized_copies(table, csv_path, 40)
@@ -133,9 +133,9 @@ def test_resized_copies_are_written_once_and_renewed_when_the_source_changes(syn
     assert set(np.unique(cv2.imread(copies["mask"][0], cv2.IMREAD_UNCHANGED))) <= {0, 255}
     dataloader.resized_copies(table, csv_path, 40)
     assert [os.stat(p).st_mtime_ns for p in copies.image] == mtimes
-    os.utime(table.image[0], ns=(mtimes[0] + 10**9, mtimes[0] + 10**9))
+    os.utime(table.image[0], ns=(mtimes[0] - 10**9, mtimes[0] - 10**9))  # replaced by an older file (`cp -p`)
     dataloader.resized_copies(table, csv_path, 40)
-    assert os.stat(copies.image[0]).st_mtime_ns != mtimes[0]
+    assert os.stat(copies.image[0]).st_mtime_ns == mtimes[0] - 10**9  # rewritten, with its source's time
     assert [os.stat(p).st_mtime_ns for p in copies.image[1:]] == mtimes[1:]
 
 
