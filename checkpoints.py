@@ -120,16 +120,27 @@ class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
         best = history[self.monitor].min() if self.mode == "min" else history[self.monitor].max()
         return value < best if self.mode == "min" else value > best
 
+    def stage(self, epoch: int, logs: dict) -> Path:
+        """Write the epoch's weights and history into its pending folder; UserError if they cannot be."""
+        pending = self.paths["pending"] / str(epoch)
+        try:
+            pending.mkdir(parents=True, exist_ok=True)
+            self.model.save_weights(str(pending / self.paths["last"].name))
+            history = read_history(self.paths["history"])
+            if self.is_better(logs[self.monitor], history):
+                self.model.save_weights(str(pending / self.paths["best"].name))
+            rows = pd.concat([history, pd.DataFrame([{"epoch": epoch, **logs}])], ignore_index=True)
+            rows.to_csv(pending / self.paths["history"].name, index=False)
+        except OSError as error:
+            raise UserError(
+                f"cannot write epoch {epoch + 1}'s checkpoint into {pending}: {error.strerror or error}; "
+                "the earlier epochs are kept, --resume continues from them once there is room"
+            ) from error
+        return pending
+
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = {k: float(v) for k, v in sorted((logs or {}).items())}
-        pending = self.paths["pending"] / str(epoch)
-        pending.mkdir(parents=True, exist_ok=True)
-        self.model.save_weights(str(pending / self.paths["last"].name))
-        history = read_history(self.paths["history"])
-        if self.is_better(logs[self.monitor], history):
-            self.model.save_weights(str(pending / self.paths["best"].name))
-        rows = pd.concat([history, pd.DataFrame([{"epoch": epoch, **logs}])], ignore_index=True)
-        rows.to_csv(pending / self.paths["history"].name, index=False)
+        pending = self.stage(epoch, logs)
         self._backup(epoch=epoch)  # the commit point
         commit(pending, self.paths)
         pending.rmdir()

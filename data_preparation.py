@@ -30,6 +30,8 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".png"}
 LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
 EXIF_ORIENTATION = 0x0112  # the tag's number
 MANIFEST = "prepared.json"
+OPENCV_MAX_PIXELS = 2**30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS
+Image.MAX_IMAGE_PIXELS = None  # Pillow only reads headers and EXIF here; OpenCV decodes, with its own limit
 MASK_FOLDERS = ("masks", "labels")
 DEFAULT_GROUP = "default"
 PNG_FOLDER = "png"
@@ -138,12 +140,27 @@ def decode(data: bytes, path: Path) -> np.ndarray:
     """Pixels as stored: bit depth, channels and alpha kept, EXIF orientation not applied."""
     if path.suffix.lower() in (".jpg", ".jpeg") and is_truncated_jpeg(data):
         raise ValueError("is a truncated JPEG")
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # what OpenCV raises for an image above its pixel limit
+        array = None
     if array is None or array.size == 0:
-        raise ValueError("does not decode")
+        raise ValueError(why_not_decoded(data))
     if array.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"has unsupported pixel type {array.dtype}")
     return array
+
+
+def why_not_decoded(data: bytes) -> str:
+    """Why OpenCV returned nothing: too many pixels for it, or a file it cannot read."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # not even its header is readable
+        return "does not decode"
+    if width * height > OPENCV_MAX_PIXELS:
+        return f"is {width}x{height} pixels, more than OpenCV decodes (2^30): downscale it first"
+    return "does not decode"
 
 
 def exif_orientation(data: bytes) -> int:

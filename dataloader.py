@@ -122,6 +122,8 @@ def resized_copies(table: pd.DataFrame, csv_path: Path, size: int) -> pd.DataFra
                 list(tqdm(work, total=len(tasks), desc=f"resizing to {size}px (once)", unit="file"))
             except ValueError as error:
                 raise UserError(str(error)) from error
+            except OSError as error:  # a full disk, or a DATA that cannot be written
+                raise UserError(f"cannot write the resized copies into {cache}: {error.strerror or error}") from error
     return resized
 
 

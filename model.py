@@ -60,15 +60,20 @@ def dataset_metrics() -> list[tf.keras.metrics.Metric]:
     return [tf.keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"), BinaryF1(0.5)]
 
 
-def build_unet(backbone: str, encoder_weights: str) -> tf.keras.Model:
-    """sm.Unet with one class; 'imagenet' weights are downloaded, or read from a local file."""
+def check_encoder(backbone: str, encoder_weights: str) -> None:
+    """UserError for a backbone segmentation_models does not have, or weights that are not a file."""
     if backbone not in sm.get_available_backbone_names():
         raise UserError(
             f"--backbone {backbone} is not one of segmentation_models': {', '.join(sm.get_available_backbone_names())}"
         )
+    if encoder_weights not in ("none", "imagenet") and not Path(encoder_weights).is_file():
+        raise UserError(f"--encoder_weights {encoder_weights}: no such file")
+
+
+def build_unet(backbone: str, encoder_weights: str) -> tf.keras.Model:
+    """sm.Unet with one class; 'imagenet' weights are downloaded, or read from a local file."""
+    check_encoder(backbone, encoder_weights)
     weights = None if encoder_weights == "none" else encoder_weights
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise UserError(f"--encoder_weights {weights}: no such file")
     try:
         return sm.Unet(backbone, classes=1, activation="linear", encoder_weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # a failed download raises a plain Exception, a wrong file ValueError or OSError

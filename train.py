@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 from datetime import datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -29,7 +29,7 @@ import tensorflow as tf
 import checkpoints
 import dataloader
 from data_preparation import split_csv
-from model import create_model
+from model import check_encoder, create_model
 from pictures import comparison_rows, plot_history, save_picture
 from utils import MIN_STEPS_PER_EPOCH, UserError, exit_on_user_error, train_args, write_text
 
@@ -115,12 +115,27 @@ def check_work_dir(paths: dict, args: argparse.Namespace) -> Optional[dict]:
 def prepare_work_dir(paths: dict, resume: bool) -> None:
     """Drop the backup, pending files and history of a run that is being replaced, so that nothing of
     it is resumed into this one, and make the folders for weights and logs."""
-    if not resume:
-        shutil.rmtree(paths["backup"], ignore_errors=True)
-        shutil.rmtree(paths["pending"], ignore_errors=True)
-        paths["history"].unlink(missing_ok=True)
-    for folder in ("best", "history"):
-        paths[folder].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if not resume:
+            shutil.rmtree(paths["backup"], ignore_errors=True)
+            shutil.rmtree(paths["pending"], ignore_errors=True)
+            paths["history"].unlink(missing_ok=True)
+        for folder in ("best", "history"):
+            paths[folder].parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--work_dir: cannot write into {paths['root']}: {error.strerror or error}") from error
+
+
+def installed_versions() -> dict:
+    """The version of each package that decides a run's results; None for one not installed (such as
+    opencv-python-headless where opencv-python stands in for it)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def save_run_config(
@@ -132,7 +147,7 @@ def save_run_config(
         "samples": samples,
         "steps_per_epoch": steps_per_epoch,
         "python": platform.python_version(),
-        "versions": {name: version(name) for name in PACKAGES},
+        "versions": installed_versions(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
     write_text(paths["config"], json.dumps(config, indent=2) + "\n")
@@ -263,6 +278,12 @@ def fit(
                 callbacks=callbacks,
                 verbose=1 if sys.stdout.isatty() else 2,
             )
+    except (tf.errors.ResourceExhaustedError, MemoryError) as error:
+        raise UserError(
+            f"out of memory while training ({type(error).__name__}): lower --batch_size or --image_size"
+            + ("" if args.mixed_precision else ", or train with --mixed_precision True on a GPU")
+            + "; finished epochs are kept, --resume continues"
+        ) from error
     except tf.errors.OpError as error:
         if not args.jit_compile:
             raise
@@ -274,6 +295,9 @@ def fit(
 def run_training(args: argparse.Namespace, paths: dict) -> None:
     """Check the work folder, build the model and the data on the chosen devices, train, and summarise."""
     resumed = check_work_dir(paths, args)
+    check_encoder(args.backbone, args.encoder_weights)
+    for split in ("train", "valid"):  # the cheap checks of the data, before anything slow
+        dataloader.read_samples(split_csv(Path(args.data_root), split))
     if args.log == "wandb":
         check_wandb_login()
     prepare_work_dir(paths, resumed is not None)
@@ -321,6 +345,8 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
         f"device(s) x {args.batch_size // replicas}, {args.optimizer} at {args.learning_rate:g} ({args.lr_schedule}), "
         f"seed {args.seed}; validating on {n_valid}"
     )
+    if args.batch_size > n_train:
+        print(f"note: --batch_size {args.batch_size} is more than the {n_train} training pairs: batches repeat pairs")
 
     seconds = []
     callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps)

@@ -167,6 +167,17 @@ def non_negative_float(value: str) -> float:
     return number
 
 
+def momentum(value: str) -> float:
+    """A moving-average momentum: from 0 up to, not including, 1."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return number
+
+
 def image_size(value: str) -> int:
     """An --image_size: a multiple of 32, because the Unet halves it 5 times."""
     if not value.isdigit() or int(value) < 32 or int(value) % 32:
@@ -359,7 +370,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--bn_momentum",
-        type=float,
+        type=momentum,
         default=0.9,
         help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
         "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",

@@ -1,0 +1,154 @@
+"""Each fault of the README's "What happens when…" table that train.py or the loader meets: one line
+naming the file or flag, exit code 2, and nothing of the user's lost."""
+
+import errno
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from conftest import run_training as run
+
+import data_preparation
+import dataloader
+import train
+from utils import train_args
+
+
+def one_error_line(capsys) -> str:
+    """The only line on stderr (the loader's progress bars aside), which must be an error."""
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "/s]" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def fails(capsys, *args, **kwargs) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run(*args, **kwargs)
+    assert exit_info.value.code == 2
+    return one_error_line(capsys)
+
+
+@pytest.fixture
+def small_data(tmp_path) -> Path:
+    """A small generated dataset of its own, for tests that damage it."""
+    data_preparation.main(["--data_root", str(tmp_path / "data"), "--synthetic", "16", "--workers", "2"])
+    return tmp_path / "data"
+
+
+def sha256_of_tree(folder: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--learning_rate", "nan"], "--learning_rate: must be a finite number"),
+    (["--bn_momentum", "-0.1"], "--bn_momentum: must be at least 0 and below 1"),
+    (["--bn_momentum", "1"], "--bn_momentum: must be at least 0 and below 1"),
+])  # fmt: skip
+def test_rates_out_of_range_exit_2_naming_the_flag(flags, says, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_args(["--data_root", "d", *flags])
+    assert exit_info.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_an_unprepared_folder_is_named_before_the_model_is_built(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "create_model", lambda *a, **k: pytest.fail("built a model before checking the data"))
+    error = fails(capsys, tmp_path / "never_prepared", tmp_path / "work", "--epochs", "1")
+    assert "train.csv does not exist: run data_preparation.py" in error
+
+
+def test_an_unknown_backbone_exits_2_naming_it(synthetic_data, tmp_path, capsys):
+    error = fails(capsys, synthetic_data, tmp_path, "--epochs", "1", "--backbone", "resnet19")
+    assert "--backbone resnet19 is not one of segmentation_models'" in error
+
+
+def test_a_file_deleted_after_preparation_is_named_before_training(small_data, tmp_path, capsys):
+    deleted = small_data / pd.read_csv(small_data / "csv_file" / "valid.csv")["mask"][0]
+    deleted.unlink()
+    error = fails(capsys, small_data, tmp_path / "work", "--epochs", "1")
+    assert str(deleted) in error and "run data_preparation.py again" in error
+
+
+def test_a_file_corrupted_after_preparation_is_named_before_training(small_data, tmp_path, capsys):
+    corrupted = small_data / pd.read_csv(small_data / "csv_file" / "train.csv").image[0]
+    corrupted.write_bytes(b"not a png")
+    error = fails(capsys, small_data, tmp_path / "work", "--epochs", "1")
+    assert str(corrupted) in error and "does not decode" in error
+
+
+def test_an_unwritable_work_dir_exits_2_naming_it(synthetic_data, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    error = fails(capsys, synthetic_data, tmp_path / "a_file" / "work", "--epochs", "1")
+    assert "--work_dir: cannot write into" in error and "a_file" in error
+
+
+def test_a_full_disk_while_resizing_exits_2_naming_the_cache(small_data, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dataloader, "write_image", full)  # the forked workers inherit it
+    csv_path = small_data / "csv_file" / "train.csv"
+    with pytest.raises(dataloader.UserError, match=r"cannot write the resized copies into .*96px: No space left"):
+        dataloader.resized_copies(dataloader.read_samples(csv_path), csv_path, 96)
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_finished_epochs(synthetic_data, tmp_path, capsys, monkeypatch):
+    save_weights, calls = tf.keras.Model.save_weights, []
+
+    def full_after_the_first_epoch(self, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) > 2:  # epoch 1 wrote its last and best weights
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return save_weights(self, path, *args, **kwargs)
+
+    monkeypatch.setattr(tf.keras.Model, "save_weights", full_after_the_first_epoch)
+    error = fails(capsys, synthetic_data, tmp_path, "--epochs", "2")
+    assert "cannot write epoch 2's checkpoint" in error and "No space left on device" in error
+    monkeypatch.setattr(tf.keras.Model, "save_weights", save_weights)
+    run(synthetic_data, tmp_path, "--epochs", "2", "--resume")
+    assert list(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").epoch) == [0, 1]
+
+
+def test_a_nan_loss_exits_2_in_one_line(synthetic_data, tmp_path, capsys, monkeypatch):
+    create_model = train.create_model
+
+    def nan_loss(*args, **kwargs):
+        net = create_model(*args, **kwargs)
+        loss = net.loss
+        net.compile(net.optimizer, loss=lambda true, predicted: loss(true, predicted) * np.nan, metrics=net.metrics)
+        return net
+
+    monkeypatch.setattr(train, "create_model", nan_loss)
+    error = fails(capsys, synthetic_data, tmp_path, "--epochs", "1")
+    assert "the loss became nan in epoch 1, step 1: try a lower --learning_rate" in error
+
+
+def test_out_of_memory_exits_2_in_one_line(synthetic_data, tmp_path, capsys, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape [8,384,384,32]")
+
+    monkeypatch.setattr(tf.keras.Model, "fit", out_of_memory)
+    error = fails(capsys, synthetic_data, tmp_path, "--epochs", "1")
+    assert "out of memory while training" in error and "lower --batch_size or --image_size" in error
+
+
+def test_a_batch_larger_than_the_training_set_trains_and_says_so(small_data, tmp_path, capsys):
+    run(small_data, tmp_path, "--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "32")
+    assert "note: --batch_size 32 is more than the" in capsys.readouterr().out
+
+
+def test_a_missing_package_is_recorded_as_none(monkeypatch):
+    monkeypatch.setattr(train, "PACKAGES", ["tensorflow", "opencv-python-headless-not-installed"])
+    versions = train.installed_versions()
+    assert versions["tensorflow"] == tf.__version__ and versions["opencv-python-headless-not-installed"] is None
+    json.dumps(versions)
+
+
+def test_preparation_and_training_leave_every_original_as_it_was(nails, tmp_path):
+    originals = sha256_of_tree(nails)
+    data_preparation.main(["--data_root", str(nails), "--workers", "2"])
+    run(nails, tmp_path / "work", "--epochs", "1", "--steps_per_epoch", "2")
+    assert {p: h for p, h in sha256_of_tree(nails).items() if p in originals} == originals
