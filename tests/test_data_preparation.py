@@ -2,6 +2,9 @@
 
 import hashlib
 import os
+import struct
+import threading
+import zlib
 from pathlib import Path
 
 import cv2
@@ -11,6 +14,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import data_preparation as dp
+import utils
 
 
 def prepare(data_root: Path, *flags: str) -> None:
@@ -289,3 +293,28 @@ def test_adding_photos_moves_no_earlier_photo_between_train_and_valid(nails):
     after = {split: set(csv(nails, f"{split}.csv").image) for split in ("train", "valid")}
     assert before["train"] <= after["train"] and before["valid"] <= after["valid"]
     assert len(after["train"] | after["valid"]) == len(before["train"] | before["valid"]) + 5
+
+
+def test_an_image_too_large_for_opencv_is_rejected_naming_its_size(tmp_path):
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 40000, 30000, 8, 0, 0, 0, 0)  # a PNG header alone: 1.2 billion pixels
+    huge = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+    data = flat_dataset(tmp_path / "data", {"small.png": TRUTH * np.uint8(255), "huge.png": TRUTH * np.uint8(255)})
+    (data / "images" / "huge.png").write_bytes(huge)
+    prepare(data)
+    assert csv(data, "rejected.csv").reason.tolist() == [
+        "image is 40000x30000 pixels, more than OpenCV decodes (2^30): downscale it first"
+    ]
+
+
+def test_temporary_names_are_unique_to_each_process_and_thread(tmp_path, monkeypatch):
+    replace, temporaries = os.replace, []
+    monkeypatch.setattr(os, "replace", lambda source, target: temporaries.append(source) or replace(source, target))
+    utils.write_bytes(tmp_path / "x.png", b"1")
+    worker = threading.Thread(target=utils.write_bytes, args=(tmp_path / "x.png", b"2"))
+    worker.start()
+    worker.join()
+    assert len(set(temporaries)) == 2 and all(str(os.getpid()) in p.name for p in temporaries)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.png"] and (tmp_path / "x.png").read_bytes() == b"2"
