@@ -478,12 +478,15 @@ def prepare(args: argparse.Namespace) -> None:
     manifest = read_manifest(data_root)
     force = manifest["mask_rule"] not in (None, rule_record(rule))  # masks made by another rule
     results = prepare_all(pairs, data_root, rule, manifest["sources"], force, args.workers)
-    write_manifest(data_root, rule, results)
     if args.drop_empty:
         results = [{**r, "reason": "empty mask (--drop_empty)"} if r.get("foreground") == 0 else r for r in results]
     rows = [r for r in results if "reason" not in r]
     rejected += [r for r in results if "reason" in r]
-    write_csvs(data_root, rows, rejected)
+    try:
+        write_manifest(data_root, rule, results)
+        write_csvs(data_root, rows, rejected)
+    except OSError as error:  # a full disk
+        raise UserError(f"cannot write into {data_root}: {error.strerror or error}") from error
     if not rows:
         see = f"; {len(rejected)} rejected, see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
         raise UserError(f"no usable image/mask pair in {data_root}{see}")
