@@ -1,7 +1,6 @@
 """The model: a segmentation_models Unet with one sigmoid output, its loss, metrics, optimizer and schedule."""
 
 import os
-import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +9,7 @@ os.environ.setdefault("SM_FRAMEWORK", "tf.keras")  # segmentation_models reads t
 import segmentation_models as sm  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from optimizers import RectifiedAdam  # noqa: E402
 from utils import UserError, optimizer_settings  # noqa: E402
 
 
@@ -27,13 +27,8 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
 def make_optimizer(name: str, learning_rate, weight_decay: float) -> tf.keras.optimizers.Optimizer:
     """The one place that builds the optimizer. Weight decay is decoupled from the gradient in each: every step
     shrinks every weight by learning_rate * weight_decay."""
-    if name == "radam":
-        # tensorflow_addons does not import on TensorFlow 2.16 and later; it is imported only when asked for
-        with warnings.catch_warnings():  # its end-of-life notice
-            warnings.simplefilter("ignore", UserWarning)
-            import tensorflow_addons as tfa
-
-        return tfa.optimizers.RectifiedAdam(learning_rate, weight_decay=weight_decay)
+    if name == "radam":  # the project's own: tensorflow-addons' does not install on Python 3.12 and later
+        return RectifiedAdam(learning_rate, weight_decay=weight_decay)
     if name == "sgd":
         return tf.keras.optimizers.SGD(learning_rate, momentum=0.99, nesterov=True, weight_decay=weight_decay)
     if name == "adam":
