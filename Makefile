@@ -1,16 +1,24 @@
 # Set-up and everyday commands. `make help` lists them.
-# TensorFlow 2.15 supports Python 3.9 to 3.11; the first of python3.11, python3.10, python3.9,
-# python3 that is one of those builds .venv (or name one: make install PYTHON=/path/to/python).
+# Two stacks: Python 3.9 to 3.11 with TensorFlow 2.15.1 (requirements*.txt), and Python 3.12 and 3.13
+# with TensorFlow 2.21 and tf-keras (requirements-py312*.txt). make install builds .venv with the newest
+# of python3.13 ... python3.9 it finds (pyenv versions too), or PYTHON=python3.11 or a path; a PYTHON
+# of another version than .venv's rebuilds .venv.
 
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-LOCK := $(if $(GPU),requirements-gpu.txt,requirements.txt)
-STAMP := $(VENV)/.synced-$(if $(GPU),gpu,cpu)
-SUPPORTED := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))
-PYTHON ?= $(shell for p in python3.11 python3.10 python3.9 python3; do \
-	$$p -c '$(SUPPORTED)' 2>/dev/null && { $$p -c 'import sys; print(sys.executable)'; break; }; done)
-LOCK_PYTHON ?= python3.9
+SUPPORTED := import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 13))
+# The first of $(1) that runs and is supported, as a full path; a pyenv shim that needs PYENV_VERSION is
+# replaced by its interpreter under `pyenv prefix`.
+find_python = $(shell for p in $(1); do for c in $$p "$$(pyenv prefix $${p:6} 2>/dev/null)/bin/$$p"; do \
+	$$c -c '$(SUPPORTED)' 2>/dev/null && { $$c -c 'import sys; print(sys.executable)'; exit; }; done; done)
+NEW_PYTHON := $(call find_python,$(or $(PYTHON),python3.13 python3.12 python3.11 python3.10 python3.9 python3))
+# The interpreter whose stack is installed: .venv's, unless PYTHON asks for another
+VENV_PYTHON := $(if $(and $(wildcard $(PY)),$(if $(PYTHON),,1)),$(PY),$(NEW_PYTHON))
+STACK := $(shell $(VENV_PYTHON) -c 'import sys; print("-py312" if sys.version_info >= (3, 12) else "")' 2>/dev/null)
+LOCK := requirements$(STACK)$(if $(GPU),-gpu).txt
+DEV_LOCK := requirements$(STACK)-dev.txt
+STAMP := $(VENV)/.synced$(STACK)-$(if $(GPU),gpu,cpu)
 DEMO_DATA := data/demo
 DEMO_WORK := work/demo
 WORK ?= $(DEMO_WORK)
@@ -20,18 +28,20 @@ WORK ?= $(DEMO_WORK)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## make .venv with Python 3.9-3.11 and sync it to the lock (GPU=1: the CUDA build)
+install: $(STAMP) ## make .venv with Python 3.9-3.13 and sync it to its stack's lock (GPU=1: the CUDA build)
 
-$(STAMP): $(LOCK) requirements-dev.txt
-	@test -x $(PY) || test -n "$(PYTHON)" || { echo "error: no Python 3.9, 3.10 or 3.11 found;" \
-		"install one (e.g. pyenv install 3.11) or use conda: make conda-update"; exit 2; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -c '$(SUPPORTED)' || { echo "error: $(VENV) has Python" \
-		"$$($(PY) -c 'import platform; print(platform.python_version())'), TensorFlow 2.15 needs 3.9 to 3.11;" \
-		"remove $(VENV) and run make install again"; exit 2; }
+$(STAMP): $(LOCK) $(DEV_LOCK)
+	@test -n "$(VENV_PYTHON)" || { echo "error: no Python 3.9 to 3.13 found$(if $(PYTHON), as PYTHON=$(PYTHON));" \
+		"install one (e.g. pyenv install 3.12) or use conda: make conda-update"; exit 2; }
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print(sys.executable)')" != "$$($(VENV_PYTHON) -c 'import sys; print(sys.executable)')" ] \
+		&& [ "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" != "$$($(VENV_PYTHON) -c 'import sys; print(sys.version_info[:2])')" ]; then \
+		echo "$(VENV) has Python $$($(PY) -c 'import platform; print(platform.python_version())'); rebuilding it with $(VENV_PYTHON)"; \
+		rm -rf $(VENV); fi
+	@test -x $(PY) || $(VENV_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip pip-tools
-	$(VENV)/bin/pip-sync --quiet $(LOCK) requirements-dev.txt
-	@rm -f $(VENV)/.synced-* && touch $@
+	$(VENV)/bin/pip-sync --quiet $(LOCK) $(DEV_LOCK)
+	@rm -f $(VENV)/.synced* && touch $@
+	@$(PY) -c 'import platform, importlib.metadata as m; print("$(VENV): Python", platform.python_version(), "with tensorflow", m.version("tensorflow"))'
 
 test: install ## lint, then run the test suite
 	$(VENV)/bin/ruff check .
@@ -49,22 +59,25 @@ demo: install ## generate demo data, prepare it and train a small model on the C
 tensorboard: install ## open the TensorBoard logs of a run: make tensorboard WORK=work/demo
 	$(PY) -m tensorboard.main --logdir $(WORK)/tensorflow/logs/tensorboard
 
-lock: ## re-resolve the lock files on Python 3.9, the oldest supported, so they install on 3.9-3.11
-	@$(LOCK_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 9))' 2>/dev/null || { \
-		echo "error: make lock needs Python 3.9: give it as LOCK_PYTHON=/path/to/python3.9"; exit 2; }
-	@test -x .venv-lock/bin/pip-compile || { $(LOCK_PYTHON) -m venv .venv-lock && \
-		.venv-lock/bin/pip install --quiet pip-tools; }
-	for f in requirements requirements-dev requirements-gpu; do \
-		CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile --quiet --strip-extras \
-		--no-emit-index-url --no-emit-find-links --output-file $$f.txt $$f.in || exit 1; done
+lock: ## re-resolve the lock files of both stacks, each on its oldest Python (3.9 and 3.12) so that it installs on the rest
+	@for stack in ":python3.9" "-py312:python3.12"; do suffix=$${stack%%:*}; name=$${stack#*:}; \
+		python=$$(for c in $$name "$$(pyenv prefix $${name:6} 2>/dev/null)/bin/$$name"; do \
+			$$c -c 'import sys; print(sys.executable)' 2>/dev/null && break; done); \
+		test -n "$$python" || { echo "error: make lock needs $$name"; exit 2; }; \
+		test -x .venv-lock$$suffix/bin/pip-compile || { $$python -m venv .venv-lock$$suffix && \
+			.venv-lock$$suffix/bin/pip install --quiet pip-tools; } || exit 1; \
+		for f in requirements$$suffix requirements$$suffix-dev requirements$$suffix-gpu; do \
+			CUSTOM_COMPILE_COMMAND="make lock" .venv-lock$$suffix/bin/pip-compile --quiet --strip-extras \
+			--no-emit-index-url --no-emit-find-links --output-file $$f.txt $$f.in || exit 1; done; done
 
-pip-tools: ## sync the active environment (e.g. conda's) to the locks instead of .venv (GPU=1 as above)
+pip-tools: ## sync the active environment (e.g. conda's) to its stack's locks instead of .venv (GPU=1 as above)
 	pip install --quiet pip-tools
-	pip-sync $(LOCK) requirements-dev.txt
+	stack=$$(python -c 'import sys; print("-py312" if sys.version_info >= (3, 12) else "")'); \
+		pip-sync requirements$$stack$(if $(GPU),-gpu).txt requirements$$stack-dev.txt
 
 conda-update: ## create or update the conda env segmentation-tf; then: conda activate segmentation-tf && make pip-tools
 	conda env update --prune -f environment.yml
 	@echo "now run: conda activate segmentation-tf && make pip-tools"
 
 clean: ## remove .venv and the demo's data and run (never your own data or runs)
-	rm -rf $(VENV) .venv-lock $(DEMO_DATA) $(DEMO_WORK)
+	rm -rf $(VENV) .venv-lock .venv-lock-py312 $(DEMO_DATA) $(DEMO_WORK)

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional
 
+import keras2  # noqa: F401
+
 import pandas as pd
 import tensorflow as tf
 

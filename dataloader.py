@@ -21,6 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import keras2  # noqa: F401
+
 import albumentations as A
 import cv2
 import numpy as np

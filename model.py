@@ -1,16 +1,15 @@
 """The model: a segmentation_models Unet with one sigmoid output, its loss, metrics, optimizer and schedule."""
 
-import os
 from pathlib import Path
 from typing import Optional
 
-os.environ.setdefault("SM_FRAMEWORK", "tf.keras")  # segmentation_models reads this at import
+import keras2  # noqa: F401
 
-import segmentation_models as sm  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import segmentation_models as sm
+import tensorflow as tf
 
-from optimizers import RectifiedAdam  # noqa: E402
-from utils import UserError, optimizer_settings  # noqa: E402
+from optimizers import RectifiedAdam
+from utils import UserError, optimizer_settings
 
 
 def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):

@@ -5,6 +5,8 @@ tests/test_optimizers.py checks it step for step against tfa where tfa is instal
 
 from typing import Optional, Union
 
+import keras2  # noqa: F401
+
 import tensorflow as tf
 
 

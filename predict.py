@@ -16,6 +16,8 @@ import math
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
+import keras2  # noqa: F401
+
 import cv2
 import numpy as np
 import pandas as pd

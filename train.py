@@ -22,6 +22,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Optional, Sequence
 
+import keras2  # noqa: F401
+
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -35,6 +37,7 @@ from utils import MIN_STEPS_PER_EPOCH, UserError, exit_on_user_error, train_args
 
 PACKAGES = [
     "tensorflow",
+    "tf-keras",  # Keras 2 on TensorFlow 2.16 and later; not installed with 2.15
     "segmentation-models",
     "tensorflow-addons",
     "albumentations",

@@ -34,6 +34,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import keras2  # noqa: E402, F401
+
 from data_preparation import PNG_FOLDER, split_csv  # noqa: E402
 from utils import positive_int  # noqa: E402
 

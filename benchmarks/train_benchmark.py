@@ -15,6 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import keras2  # noqa: E402, F401
+
 import tensorflow as tf  # noqa: E402
 
 import dataloader  # noqa: E402

@@ -5,6 +5,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import keras2  # noqa: F401
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
