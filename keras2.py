@@ -1,8 +1,11 @@
 """Imported before TensorFlow by every module that uses it (ruff sorts it into its own section, ahead of
 third-party imports). segmentation_models needs Keras 2: on TensorFlow 2.16 and later, tf.keras is Keras 3
-unless TF_USE_LEGACY_KERAS=1 makes it tf-keras; TensorFlow 2.15 ignores the variable."""
+unless TF_USE_LEGACY_KERAS=1 makes it the tf-keras package. TensorFlow 2.15's own Keras is Keras 2, and
+there the variable would ask for tf-keras, which that stack does not install."""
 
+import importlib.util
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+if importlib.util.find_spec("tf_keras") is not None:
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("SM_FRAMEWORK", "tf.keras")  # segmentation_models reads this at import
