@@ -15,10 +15,11 @@ find_python = $(shell for p in $(1); do for c in $$p "$$(pyenv prefix $${p:6} 2>
 NEW_PYTHON := $(call find_python,$(or $(PYTHON),python3.13 python3.12 python3.11 python3.10 python3.9 python3))
 # The interpreter whose stack is installed: .venv's, unless PYTHON asks for another
 VENV_PYTHON := $(if $(and $(wildcard $(PY)),$(if $(PYTHON),,1)),$(PY),$(NEW_PYTHON))
-STACK := $(shell $(VENV_PYTHON) -c 'import sys; print("-py312" if sys.version_info >= (3, 12) else "")' 2>/dev/null)
+VERSION := $(shell $(VENV_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+STACK := $(if $(filter 3.12 3.13,$(VERSION)),-py312)
 LOCK := requirements$(STACK)$(if $(GPU),-gpu).txt
 DEV_LOCK := requirements$(STACK)-dev.txt
-STAMP := $(VENV)/.synced$(STACK)-$(if $(GPU),gpu,cpu)
+STAMP := $(VENV)/.synced-$(VERSION)-$(if $(GPU),gpu,cpu)
 DEMO_DATA := data/demo
 DEMO_WORK := work/demo
 WORK ?= $(DEMO_WORK)
@@ -33,10 +34,8 @@ install: $(STAMP) ## make .venv with Python 3.9-3.13 and sync it to its stack's 
 $(STAMP): $(LOCK) $(DEV_LOCK)
 	@test -n "$(VENV_PYTHON)" || { echo "error: no Python 3.9 to 3.13 found$(if $(PYTHON), as PYTHON=$(PYTHON));" \
 		"install one (e.g. pyenv install 3.12) or use conda: make conda-update"; exit 2; }
-	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print(sys.executable)')" != "$$($(VENV_PYTHON) -c 'import sys; print(sys.executable)')" ] \
-		&& [ "$$($(PY) -c 'import sys; print(sys.version_info[:2])')" != "$$($(VENV_PYTHON) -c 'import sys; print(sys.version_info[:2])')" ]; then \
-		echo "$(VENV) has Python $$($(PY) -c 'import platform; print(platform.python_version())'); rebuilding it with $(VENV_PYTHON)"; \
-		rm -rf $(VENV); fi
+	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(VERSION)" ]; then \
+		echo "$(VENV) has another Python than $(VERSION): rebuilding it with $(VENV_PYTHON)"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(VENV_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip pip-tools
 	$(VENV)/bin/pip-sync --quiet $(LOCK) $(DEV_LOCK)
