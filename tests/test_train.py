@@ -284,7 +284,7 @@ def test_val_iou_is_the_datasets_whatever_the_batch_size_and_devices(trained, sy
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert abs(found["per_batch_mean"] - found["numpy"]) > 1e-3  # where a per-batch average would not do
+    assert abs(found["per_batch_mean"] - found["numpy"]) > 1e-4  # 10 times the tolerance: a per-batch mean fails
     assert found["2"] == pytest.approx(found["numpy"], abs=1e-5) and found["6"] == pytest.approx(
         found["numpy"], abs=1e-5
     )
