@@ -156,26 +156,25 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
-def non_negative_float(value: str) -> float:
-    """A finite rate that may be 0 but not below: weight decay."""
+def float_below(value: str, upper: float, says: str) -> float:
+    """A number from 0 up to, not including, upper (NaN and text fail too); argparse names the flag."""
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not 0 <= number < math.inf:
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {value}")
+    if not 0 <= number < upper:
+        raise argparse.ArgumentTypeError(f"must be {says}, got {value}")
     return number
+
+
+def non_negative_float(value: str) -> float:
+    """A finite rate that may be 0 but not below: weight decay."""
+    return float_below(value, math.inf, "a finite number of at least 0")
 
 
 def momentum(value: str) -> float:
     """A moving-average momentum: from 0 up to, not including, 1."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 <= number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
-    return number
+    return float_below(value, 1, "at least 0 and below 1")
 
 
 def image_size(value: str) -> int:
