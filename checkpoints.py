@@ -53,6 +53,15 @@ def committed_epochs(backup: Path, steps: int) -> int:
     return epoch + 1 if step == steps - 1 else epoch
 
 
+def monitor_mode(monitor: str) -> str:
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def best_epoch(history: pd.DataFrame, monitor: str) -> pd.Series:
+    """The row of history with the best value of monitor."""
+    return history.loc[history[monitor].idxmin() if monitor_mode(monitor) == "min" else history[monitor].idxmax()]
+
+
 def read_history(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
 
@@ -85,9 +94,9 @@ class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
     """BackupAndRestore whose backup also commits each epoch's history row and weights, which stops on
     a NaN loss, and which stops between two steps on SIGTERM or Ctrl-C, saving the step for --resume."""
 
-    def __init__(self, paths: dict, monitor: str, mode: str, steps: int):
+    def __init__(self, paths: dict, monitor: str, steps: int):
         super().__init__(str(paths["backup"]), save_freq=2**62)  # an int, so that a backup records its step
-        self.paths, self.monitor, self.mode, self.steps = paths, monitor, mode, steps
+        self.paths, self.monitor, self.mode, self.steps = paths, monitor, monitor_mode(monitor), steps
         self.stop_signal: Optional[int] = None
 
     def request_stop(self, signum: int, frame: object) -> None:
@@ -119,7 +128,7 @@ class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
     def is_better(self, value: float, history: pd.DataFrame) -> bool:
         if history.empty:
             return True
-        best = history[self.monitor].min() if self.mode == "min" else history[self.monitor].max()
+        best = best_epoch(history, self.monitor)[self.monitor]
         return value < best if self.mode == "min" else value > best
 
     def stage(self, epoch: int, logs: dict) -> Path:

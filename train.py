@@ -30,6 +30,7 @@ import tensorflow as tf
 
 import checkpoints
 import dataloader
+from checkpoints import best_epoch, monitor_mode
 from data_preparation import split_csv
 from model import check_encoder, create_model
 from pictures import comparison_rows, plot_history, save_picture
@@ -156,15 +157,6 @@ def save_run_config(
     write_text(paths["config"], json.dumps(config, indent=2) + "\n")
 
 
-def monitor_mode(monitor: str) -> str:
-    return "min" if monitor.endswith("loss") else "max"
-
-
-def best_epoch(history: pd.DataFrame, monitor: str) -> pd.Series:
-    """The row of history with the best value of monitor."""
-    return history.loc[history[monitor].idxmin() if monitor_mode(monitor) == "min" else history[monitor].idxmax()]
-
-
 def validation_pictures(
     model: tf.keras.Model, valid: tf.data.Dataset, paths: dict, tensorboard: bool, count: int = 4
 ) -> tf.keras.callbacks.Callback:
@@ -218,7 +210,7 @@ def make_callbacks(
 ) -> list:
     mode = monitor_mode(args.monitor)
     callbacks = [
-        checkpoints.CommittedEpochs(paths, args.monitor, mode, steps),
+        checkpoints.CommittedEpochs(paths, args.monitor, steps),
         epoch_timer(seconds),
         validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
     ]
