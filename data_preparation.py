@@ -187,11 +187,17 @@ def read_image(path: Path) -> np.ndarray:
     return orient(decode(data, path), exif_orientation(data))
 
 
-def align(image: bytes, mask: bytes, image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_source(data: bytes, path: Path, what: str) -> tuple[np.ndarray, int]:
+    """Pixels as stored and the EXIF orientation; ValueError starting with what ("image" or "mask")."""
+    try:
+        return decode(data, path), exif_orientation(data)
+    except ValueError as error:
+        raise ValueError(f"{what} {error}") from error
+
+
+def align(image: np.ndarray, image_orientation: int, mask: np.ndarray, mask_orientation: int) -> tuple:
     """Image and mask as displayed and turned alike; ValueError naming EXIF when their orientation tags
     differ and the sizes do not tell whether the mask was drawn on the photo as stored or as shown."""
-    image_orientation, mask_orientation = exif_orientation(image), exif_orientation(mask)
-    image, mask = decode(image, image_path), decode(mask, mask_path)
     if image_orientation == mask_orientation:
         return orient(image, image_orientation), orient(mask, mask_orientation)
     shown = orient(image, image_orientation), orient(mask, mask_orientation)
@@ -201,7 +207,7 @@ def align(image: bytes, mask: bytes, image_path: Path, mask_path: Path) -> tuple
         return fits[0]
     why = "its size fits both readings" if fits else "its size fits neither reading"
     raise ValueError(
-        f"EXIF orientation {mask_orientation} differs from the image's {image_orientation} and {why}: "
+        f"mask EXIF orientation {mask_orientation} differs from the image's {image_orientation} and {why}: "
         "save image and mask with the same orientation"
     )
 
@@ -283,15 +289,12 @@ def unchanged(path: Path, known: Optional[dict]) -> Optional[dict]:
 
 
 def convert_pair(pair: Pair, targets: tuple[Path, Path], rule: MaskRule) -> tuple[dict, dict]:
-    """Write the pair's PNGs; return the records of its two sources."""
+    """Write the pair's PNGs; return the records of its two sources. ValueError starting with the file at
+    fault ("image ..." or "mask ...")."""
     image_data, mask_data = pair.image.read_bytes(), pair.mask.read_bytes()
+    image, mask = align(*read_source(image_data, pair.image, "image"), *read_source(mask_data, pair.mask, "mask"))
     try:
-        image, mask = align(image_data, mask_data, pair.image, pair.mask)
-    except ValueError as error:
-        raise ValueError(f"mask {error}" if "EXIF" in str(error) else str(error)) from error
-    lossy = pair.mask.suffix.lower() in LOSSY_EXTENSIONS
-    try:
-        binary = to_binary_mask(mask, rule, lossy)
+        binary = to_binary_mask(mask, rule, lossy=pair.mask.suffix.lower() in LOSSY_EXTENSIONS)
     except ValueError as error:
         raise ValueError(f"mask {error}") from error
     write_image(targets[0], to_rgb(image))
@@ -312,7 +315,7 @@ def prepare_pair(pair: Pair, data_root: Path, rule: MaskRule, known: dict, force
         try:
             records = convert_pair(pair, targets, rule)
         except ValueError as error:
-            return {**row, "reason": str(error) if str(error).startswith("mask ") else f"image {error}"}
+            return {**row, "reason": str(error)}
         except OSError as error:
             return {**row, "reason": f"cannot be read or written: {error}"}
         row["converted"] = 2

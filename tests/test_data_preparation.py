@@ -318,3 +318,10 @@ def test_temporary_names_are_unique_to_each_process_and_thread(tmp_path, monkeyp
     worker.join()
     assert len(set(temporaries)) == 2 and all(str(os.getpid()) in p.name for p in temporaries)
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"] and (tmp_path / "x.png").read_bytes() == b"2"
+
+
+def test_a_mask_that_does_not_decode_is_named_as_the_mask(tmp_path):
+    data = flat_dataset(tmp_path / "data", {"good.png": TRUTH * np.uint8(255), "bad.png": TRUTH * np.uint8(255)})
+    (data / "masks" / "bad.png").write_bytes(b"not a png")
+    prepare(data)
+    assert csv(data, "rejected.csv").reason.tolist() == ["mask does not decode"]
