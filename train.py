@@ -313,7 +313,6 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
         args.seed = int(np.random.default_rng().integers(2**31))
     tf.keras.utils.set_random_seed(args.seed)
     train_batches, n_train, valid_batches, n_valid = build_datasets(args, replicas)
-    steps = args.steps_per_epoch or max(dataloader.steps_per_epoch(n_train, args.batch_size), MIN_STEPS_PER_EPOCH)
     if resumed:  # the backup counts steps of the interrupted run's epochs
         steps = resumed["steps_per_epoch"]
         finished = checkpoints.recover(paths, steps)
@@ -322,6 +321,8 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
             if finished
             else "no epoch had finished: starting over"
         )
+    else:
+        steps = args.steps_per_epoch or max(dataloader.steps_per_epoch(n_train, args.batch_size), MIN_STEPS_PER_EPOCH)
     with strategy.scope():
         model = create_model(
             args.backbone,
