@@ -129,11 +129,24 @@ def resized_copies(table: pd.DataFrame, csv_path: Path, size: int) -> pd.DataFra
     return resized
 
 
-def load_samples(csv_paths: Sequence[Path], image_size: int, resize_first: bool) -> list[pd.DataFrame]:
+def shard_rows(table: pd.DataFrame, shard: tuple[int, int]) -> pd.DataFrame:
+    """This worker's rows, every count-th from its index, for shard = (count, index). A table with fewer
+    rows than workers is kept whole, so that no worker is left with an empty group to draw from."""
+    count, index = shard
+    return table.iloc[index::count] if len(table) >= count else table
+
+
+def load_samples(
+    csv_paths: Sequence[Path], image_size: int, resize_first: bool, shard: tuple[int, int] = (1, 0)
+) -> tuple[list[pd.DataFrame], int]:
+    """The tables of csv_paths, each cut to this worker's shard before its resized copies are made (so
+    that the workers of a cluster share the resizing), and the number of samples of all shards."""
     tables = [read_samples(Path(p)) for p in csv_paths]
+    n_samples = sum(len(t) for t in tables)
+    tables = [shard_rows(t, shard) for t in tables]
     if resize_first:
         tables = [resized_copies(t, Path(p), image_size) for t, p in zip(tables, csv_paths)]
-    return tables
+    return tables, n_samples
 
 
 def path_dataset(table: pd.DataFrame, training: bool, seed: Optional[int] = None) -> tf.data.Dataset:
@@ -220,18 +233,20 @@ def build_dataset(
     resize_first: bool = True,
     replicas: int = 1,
     seed: Optional[int] = None,
+    shard: tuple[int, int] = (1, 0),
 ) -> tuple[tf.data.Dataset, int]:
     """Batches of (image, mask) from prepared CSVs, and the number of samples they list.
 
     training: shuffled, augmented, endless, fixed-size batches (so that MirroredStrategy splits them
     evenly); with balance, each CSV is one group drawn with group_weights. Otherwise one pass, in
-    CSV order, resize only, no batch smaller than batch_size (see batch_in_order). Batches are
-    float16 under the mixed_float16 policy, float32 otherwise. The same seed gives the same batches
-    (none: one is drawn).
+    CSV order, resize only, no batch smaller than batch_size (see batch_in_order), for every worker to
+    take its part of each batch. Batches are float16 under the mixed_float16 policy, float32 otherwise.
+    The same seed gives the same batches (none: one is drawn). In a cluster, shard = (workers, this
+    worker's index) gives each worker its own part of the training samples, each sample a seed of its
+    own; the count returned is still that of all samples, so that every worker counts the same steps.
     """
     seed = int(np.random.default_rng().integers(2**31)) if seed is None else seed
-    tables = load_samples(csv_paths, image_size, resize_first)
-    n_samples = sum(len(t) for t in tables)
+    tables, n_samples = load_samples(csv_paths, image_size, resize_first, shard if training else (1, 0))
     transform = train_transform(image_size) if training else valid_transform(image_size)
     load = augment_function(transform, image_size, seed)
     if training:
@@ -239,11 +254,16 @@ def build_dataset(
             paths = group_mix(tables, group_weights, seed)
         else:
             paths = path_dataset(pd.concat(tables), training=True, seed=seed)
-        loaded = paths.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        count, index = shard
+        indices = tf.data.Dataset.range(index, 2**62, count)  # each sample's place among all workers' samples
+        loaded = tf.data.Dataset.zip(indices, paths).map(load, num_parallel_calls=tf.data.AUTOTUNE)
         batches = loaded.batch(batch_size, drop_remainder=True)
     else:
         paths = path_dataset(pd.concat(tables), training=False).enumerate()
         batches = batch_in_order(paths, n_samples, batch_size, replicas, load)
+        options = tf.data.Options()  # every worker reads the set and scores its part of each batch
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        batches = batches.with_options(options)
     dtype = tf.as_dtype(tf.keras.mixed_precision.global_policy().compute_dtype)
     dataset = batches.map(to_model_input(dtype), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return dataset, n_samples
@@ -259,17 +279,21 @@ def train_csvs(data_root: Path, balance: bool) -> list[Path]:
     return groups
 
 
-def training_batches(args: argparse.Namespace) -> tuple[tf.data.Dataset, int]:
-    """The training dataset that the loader flags (utils.add_loader_args) ask for, and its sample count."""
+def training_batches(
+    args: argparse.Namespace, batch_size: Optional[int] = None, shard: tuple[int, int] = (1, 0)
+) -> tuple[tf.data.Dataset, int]:
+    """The training dataset that the loader flags (utils.add_loader_args) ask for, and its sample count;
+    batches of batch_size (default: --batch_size) from the shard (workers, index) of the samples."""
     return build_dataset(
         train_csvs(Path(args.data_root), args.balance),
         args.image_size,
-        args.batch_size,
+        batch_size or args.batch_size,
         training=True,
         balance=args.balance,
         group_weights=args.group_weights,
         resize_first=args.resize_first,
         seed=args.seed,
+        shard=shard,
     )
 
 

@@ -7,15 +7,21 @@ Writes to WORK/tensorflow/: weights/best-weight_<backbone>.h5 (best --monitor: h
 weights/last-weight_<backbone>.h5, logs/history.csv, logs/tensorboard/<time>/, run_config.json,
 and backup/ while a run is under way, from which --resume continues it. checkpoints.py keeps these
 files whole when the run is killed; SIGTERM or Ctrl-C stops it after the current step.
+
+With TF_CONFIG describing a cluster (or --cluster slurm under srun), the same command on every machine
+trains them together with MultiWorkerMirroredStrategy; only the chief writes WORK.
 """
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import platform
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -47,8 +53,43 @@ PACKAGES = [
 ]
 
 
-def make_strategy(device: Optional[list], cpu_devices: int) -> tf.distribute.Strategy:
-    """Make exactly the chosen GPUs visible (or none) and return a strategy over them."""
+def cluster_resolver(cluster: str) -> Optional[tf.distribute.cluster_resolver.ClusterResolver]:
+    """The machines of a multi-machine run, from TF_CONFIG or from Slurm; None for one machine."""
+    if cluster == "slurm":
+        if "SLURM_PROCID" not in os.environ:
+            raise UserError("--cluster slurm: SLURM_PROCID is not set; start train.py with srun inside a Slurm job")
+        # --device chooses each task's GPUs; the resolver's GPU counts only lay out one port per task on a node
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            gpus_per_node=1024, gpus_per_task=1, auto_set_gpu=False
+        )
+    else:
+        try:
+            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+            spec = resolver.cluster_spec().as_dict()
+        except ValueError as error:
+            raise UserError(f"TF_CONFIG is not a valid cluster description: {error}") from error
+        if sum(len(tasks) for tasks in spec.values()) <= 1:
+            return None
+    spec = resolver.cluster_spec().as_dict()
+    if set(spec) - {"chief", "worker"} or resolver.task_type not in spec:
+        raise UserError(
+            f"the cluster must list chief and worker tasks only, and this task ({resolver.task_type}) among them: "
+            f"{sorted(spec)}"
+        )
+    return resolver
+
+
+def is_chief(resolver: Optional[tf.distribute.cluster_resolver.ClusterResolver]) -> bool:
+    """The task that writes the run's files: the chief, or worker 0 in a cluster without one."""
+    if resolver is None:
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
+
+
+def choose_devices(device: Optional[list], cpu_devices: int) -> bool:
+    """Make exactly the chosen GPUs visible (or none); True when training on GPUs. Only configures
+    devices: MultiWorkerMirroredStrategy must come before TensorFlow starts using them."""
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # number GPUs as nvidia-smi does, not fastest first
     gpus = tf.config.list_physical_devices("GPU")
     device = device or list(range(len(gpus))) or ["cpu"]
@@ -58,17 +99,35 @@ def make_strategy(device: Optional[list], cpu_devices: int) -> tf.distribute.Str
         if cpu_devices > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
-        names = [d.name for d in tf.config.list_logical_devices("CPU")]
-    else:
-        for index in device:
-            if index >= len(gpus):
-                there = f"GPUs 0 to {len(gpus) - 1}" if gpus else "no GPU (train on the CPU with --device cpu)"
-                raise UserError(f"--device {index}: no such GPU; this machine has {there}")
-        chosen = [gpus[i] for i in device]
-        tf.config.set_visible_devices(chosen, "GPU")
-        for gpu in chosen:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        names = [d.name for d in tf.config.list_logical_devices("GPU")]
+        return False
+    for index in device:
+        if index >= len(gpus):
+            there = f"GPUs 0 to {len(gpus) - 1}" if gpus else "no GPU (train on the CPU with --device cpu)"
+            raise UserError(f"--device {index}: no such GPU; this machine has {there}")
+    chosen = [gpus[i] for i in device]
+    tf.config.set_visible_devices(chosen, "GPU")
+    for gpu in chosen:
+        tf.config.experimental.set_memory_growth(gpu, True)
+    return True
+
+
+def make_strategy(
+    device: Optional[list],
+    cpu_devices: int,
+    resolver: Optional[tf.distribute.cluster_resolver.ClusterResolver] = None,
+) -> tf.distribute.Strategy:
+    """A strategy over the chosen devices: MultiWorkerMirroredStrategy in a cluster (it waits there until
+    every worker has started), MirroredStrategy over several devices of one machine."""
+    on_gpus = choose_devices(device, cpu_devices)
+    if resolver is not None:
+        if cpu_devices > 1:
+            raise UserError("--cpu_devices above 1 works on one machine only, not in a cluster")
+        collectives = tf.distribute.experimental.CommunicationImplementation
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=collectives.NCCL if on_gpus else collectives.RING
+        )
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=options)
+    names = [d.name for d in tf.config.list_logical_devices("GPU" if on_gpus else "CPU")]
     if len(names) == 1:  # the default strategy, on the one device left visible; BackupAndRestore needs it
         return tf.distribute.get_strategy()
     return tf.distribute.MirroredStrategy(names)
@@ -128,6 +187,20 @@ def prepare_work_dir(paths: dict, resume: bool) -> None:
             paths[folder].parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"--work_dir: cannot write into {paths['root']}: {error.strerror or error}") from error
+
+
+def worker_paths(paths: dict, task_id: int) -> dict:
+    """A worker other than the chief writes what the chief writes, but into a temporary folder of its
+    own, removed at the end. Only the backup is the chief's: every worker restores from it. The chief's
+    history is copied in, so that every worker makes the same choices (such as saving best weights,
+    in which all workers take part)."""
+    temp = Path(tempfile.mkdtemp(prefix=f"train-worker{task_id}-"))
+    moved = {key: temp / path.relative_to(paths["root"]) for key, path in paths.items() if key != "backup"}
+    for folder in ("best", "history"):
+        moved[folder].parent.mkdir(parents=True, exist_ok=True)
+    if paths["history"].exists():
+        shutil.copyfile(paths["history"], moved["history"])
+    return {**moved, "backup": paths["backup"]}
 
 
 def installed_versions() -> dict:
@@ -206,8 +279,16 @@ def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
 
 
 def make_callbacks(
-    args: argparse.Namespace, paths: dict, model: tf.keras.Model, valid: tf.data.Dataset, seconds: list, steps: int
+    args: argparse.Namespace,
+    paths: dict,
+    model: tf.keras.Model,
+    valid: tf.data.Dataset,
+    seconds: list,
+    steps: int,
+    chief: bool,
 ) -> list:
+    """The same callbacks on every worker of a cluster (several of them take part in collective reads of
+    the weights), but a Weights & Biases run for the chief only."""
     mode = monitor_mode(args.monitor)
     callbacks = [
         checkpoints.CommittedEpochs(paths, args.monitor, steps),
@@ -220,7 +301,7 @@ def make_callbacks(
         callbacks.append(tf.keras.callbacks.EarlyStopping(args.monitor, patience=args.patience, mode=mode))
     if args.log == "tensorboard":
         callbacks.append(tf.keras.callbacks.TensorBoard(str(paths["tensorboard"]), write_graph=False, profile_batch=0))
-    if args.log == "wandb":
+    if args.log == "wandb" and chief:
         callbacks += wandb_callbacks(args, paths)
     return callbacks
 
@@ -243,28 +324,43 @@ def print_summary(paths: dict, args: argparse.Namespace, seconds: list, steps: i
     print(f"pictures: {paths['pictures']} (validation images, true and predicted masks), {paths['curves']}")
 
 
-def build_datasets(args: argparse.Namespace, replicas: int) -> tuple[tf.data.Dataset, int, tf.data.Dataset, int]:
-    """(training batches, training samples, validation batches, validation samples)."""
-    train, n_train = dataloader.training_batches(args)
+def build_datasets(
+    args: argparse.Namespace, strategy: tf.distribute.Strategy
+) -> tuple[tf.distribute.DistributedDataset, int, tf.data.Dataset, int]:
+    """(training batches, training samples, validation batches, validation samples). Each worker builds
+    its own training pipeline over its own shard of the samples, in batches of --batch_size divided by
+    the replicas of all workers; validation is one dataset that each worker scores a part of."""
+    n_train = []
+
+    def worker_batches(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        shard = (context.num_input_pipelines, context.input_pipeline_id)
+        batches, n = dataloader.training_batches(args, context.get_per_replica_batch_size(args.batch_size), shard)
+        n_train.append(n)
+        return batches
+
+    train = strategy.distribute_datasets_from_function(worker_batches)
     valid, n_valid = dataloader.build_dataset(
         [split_csv(Path(args.data_root), "valid")], args.image_size, args.batch_size, training=False,
-        resize_first=args.resize_first, replicas=replicas,
+        resize_first=args.resize_first, replicas=strategy.num_replicas_in_sync,
     )  # fmt: skip
-    return train, n_train, valid, n_valid
+    return train, n_train[0], valid, n_valid
 
 
 def fit(
     model: tf.keras.Model,
-    train: tf.data.Dataset,
+    train: tf.distribute.DistributedDataset,
     valid: tf.data.Dataset,
     steps: int,
     callbacks: list,
     args: argparse.Namespace,
+    in_cluster: bool,
 ) -> None:
-    """model.fit, stopping cleanly on SIGTERM or Ctrl-C, with a failure of XLA said in one line."""
+    """model.fit, stopping cleanly on SIGTERM or Ctrl-C on one machine, with a failure of XLA said in
+    one line. In a cluster a signal stops the process at once: a clean stop backs up the weights, which
+    every worker must do at the same step, and a signal reaches each worker at a step of its own."""
     committer = next(c for c in callbacks if isinstance(c, checkpoints.CommittedEpochs))
     try:
-        with committer.handling_signals():
+        with contextlib.nullcontext() if in_cluster else committer.handling_signals():
             model.fit(
                 train,
                 epochs=args.epochs,
@@ -280,23 +376,63 @@ def fit(
             + "; finished epochs are kept, --resume continues"
         ) from error
     except tf.errors.OpError as error:
-        if not args.jit_compile:
+        if not args.jit_compile or isinstance(error, tf.errors.UnavailableError):
             raise
         raise UserError(
             f"--jit_compile: XLA could not compile this model on this device ({type(error).__name__}); train without it"
         ) from error
 
 
-def run_training(args: argparse.Namespace, paths: dict) -> None:
-    """Check the work folder, build the model and the data on the chosen devices, train, and summarise."""
-    resumed = check_work_dir(paths, args)
-    check_encoder(args.backbone, args.encoder_weights)
-    for split in ("train", "valid"):  # the cheap checks of the data, before anything slow
-        dataloader.read_samples(split_csv(Path(args.data_root), split))
-    if args.log == "wandb":
-        check_wandb_login()
-    prepare_work_dir(paths, resumed is not None)
-    strategy = make_strategy(args.device, args.cpu_devices)
+def shared_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
+    """One seed for all the workers of a cluster: the sum of the seeds they drew."""
+
+    @tf.function  # run eagerly, a collective warns of its overhead
+    def add_up() -> tf.Tensor:
+        drawn = strategy.run(lambda: tf.constant(float(seed), tf.float64))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, drawn, axis=None)
+
+    return int(add_up().numpy()) % 2**31
+
+
+def set_seed(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> None:
+    """--seed, or the interrupted run's, or one drawn (the same on every worker) and then recorded in
+    run_config.json, so that the run can be repeated."""
+    if args.seed is None and resumed:
+        args.seed = resumed["args"].get("seed")
+    if args.seed is None:
+        args.seed = int(np.random.default_rng().integers(2**31))
+        if strategy.cluster_resolver is not None:
+            args.seed = shared_seed(strategy, args.seed)
+    tf.keras.utils.set_random_seed(args.seed)
+
+
+def cluster_line(strategy: tf.distribute.Strategy, chief: bool) -> str:
+    """'2 workers x 4 devices = 8 replicas; this is worker 1, the chief is worker 0', or '' on one machine."""
+    resolver = strategy.cluster_resolver
+    if resolver is None:
+        return ""
+    spec = resolver.cluster_spec().as_dict()
+    workers = sum(len(tasks) for tasks in spec.values())
+    replicas = strategy.num_replicas_in_sync
+    the_chief = "chief 0" if "chief" in spec else "worker 0"
+    this = f"{resolver.task_type} {resolver.task_id}"
+    return f"cluster of {workers} workers x {replicas // workers} device(s) = {replicas} replicas; this is {this}" + (
+        ", the chief: it writes the run's files" if chief else f"; {the_chief} is the chief and writes the files"
+    )
+
+
+def weights_checksum(model: tf.keras.Model) -> str:
+    """A digest of the weights: the same on every worker of a cluster that trained in step."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():  # on every worker: reading the BatchNorm statistics is collective
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def train_model(
+    args: argparse.Namespace, paths: dict, strategy: tf.distribute.Strategy, resumed: Optional[dict], chief: bool
+) -> None:
+    """Build the data and the model on the strategy's devices, train, and summarise."""
     replicas = strategy.num_replicas_in_sync
     if args.batch_size % replicas:
         raise UserError(f"--batch_size {args.batch_size} does not split evenly over {replicas} devices")
@@ -306,21 +442,10 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
             print(
                 "warning: mixed precision on the CPU is slow; --mixed_precision False is faster there", file=sys.stderr
             )
-
-    if args.seed is None and resumed:  # the interrupted run's
-        args.seed = resumed["args"].get("seed")
-    if args.seed is None:  # drawn, and recorded in run_config.json, so that the run can be repeated
-        args.seed = int(np.random.default_rng().integers(2**31))
-    tf.keras.utils.set_random_seed(args.seed)
-    train_batches, n_train, valid_batches, n_valid = build_datasets(args, replicas)
+    set_seed(args, resumed, strategy)
+    train_batches, n_train, valid_batches, n_valid = build_datasets(args, strategy)
     if resumed:  # the backup counts steps of the interrupted run's epochs
         steps = resumed["steps_per_epoch"]
-        finished = checkpoints.recover(paths, steps)
-        print(
-            f"resuming {paths['root']} after {finished} finished epochs"
-            if finished
-            else "no epoch had finished: starting over"
-        )
     else:
         steps = args.steps_per_epoch or max(dataloader.steps_per_epoch(n_train, args.batch_size), MIN_STEPS_PER_EPOCH)
     with strategy.scope():
@@ -336,6 +461,9 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
             jit_compile=args.jit_compile,
         )
     save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid}, steps)
+    in_cluster = strategy.cluster_resolver is not None
+    if in_cluster:
+        print(cluster_line(strategy, chief))
     print(
         f"training on {n_train} pairs, {args.epochs} epochs of {steps} steps of {args.batch_size} = {replicas} "
         f"device(s) x {args.batch_size // replicas}, {args.optimizer} at {args.learning_rate:g} ({args.lr_schedule}), "
@@ -345,8 +473,13 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
         print(f"note: --batch_size {args.batch_size} is more than the {n_train} training pairs: batches repeat pairs")
 
     seconds = []
-    callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps)
-    fit(model, train_batches, valid_batches, steps, callbacks, args)
+    callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps, chief)
+    fit(model, train_batches, valid_batches, steps, callbacks, args, in_cluster)
+    if in_cluster:
+        print(f"{strategy.cluster_resolver.task_type} {strategy.cluster_resolver.task_id} finished; weights checksum "
+              f"{weights_checksum(model)}")  # fmt: skip
+    if not chief:
+        return
     if args.log == "wandb":
         import wandb
 
@@ -354,6 +487,34 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
     if args.log == "tensorboard":
         print(f"tensorboard: python -m tensorboard.main --logdir {paths['tensorboard'].parent}")
     print_summary(paths, args, seconds, steps)
+
+
+def run_training(args: argparse.Namespace, paths: dict) -> None:
+    """Check everything cheap first, ready the work folder, join the cluster if there is one, and train.
+    In a cluster the chief readies the work folder before the others can go on, since making the
+    strategy waits for every worker."""
+    resolver = cluster_resolver(args.cluster)
+    chief = is_chief(resolver)
+    resumed = check_work_dir(paths, args)
+    check_encoder(args.backbone, args.encoder_weights)
+    for split in ("train", "valid"):  # the cheap checks of the data, before anything slow
+        dataloader.read_samples(split_csv(Path(args.data_root), split))
+    if args.log == "wandb" and chief:
+        check_wandb_login()
+    if chief:
+        prepare_work_dir(paths, resumed is not None)
+        if resumed:
+            finished = checkpoints.recover(paths, resumed["steps_per_epoch"])
+            print(f"resuming {paths['root']} after {finished} finished epochs" if finished else
+                  "no epoch had finished: starting over")  # fmt: skip
+    strategy = make_strategy(args.device, args.cpu_devices, resolver)
+    if not chief:
+        paths = worker_paths(paths, resolver.task_id)
+    try:
+        train_model(args, paths, strategy, resumed, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(paths["root"], ignore_errors=True)
 
 
 def resume_command() -> str:
@@ -373,6 +534,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except KeyboardInterrupt:
         print(f"interrupted; continue with: {resume_command()}", file=sys.stderr)
         sys.exit(130)
+    except tf.errors.UnavailableError:
+        print(
+            "error: lost contact with another worker of the cluster, which stopped or cannot be reached; the "
+            f"chief's finished epochs are kept: start every worker again with: {resume_command()}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

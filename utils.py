@@ -305,6 +305,14 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="with --device cpu: split the CPU into N logical devices and train on them with MirroredStrategy, "
         "to check multi-device training without GPUs (default: %(default)s)",
     )
+    parser.add_argument(
+        "--cluster",
+        default="tf_config",
+        choices=["tf_config", "slurm"],
+        help="how the machines of a multi-machine run find each other: tf_config reads the TF_CONFIG environment "
+        "variable (one machine when it is not set), slurm the variables srun sets; each machine then trains on "
+        "its --device with MultiWorkerMirroredStrategy (default: %(default)s)",
+    )
     add_loader_args(parser)
     parser.add_argument(
         "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"

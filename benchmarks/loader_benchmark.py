@@ -177,7 +177,7 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         cv2.setNumThreads(1)
-        resized = dataloader.load_samples([csv_path], args.image_size, resize_first=True)[0]
+        resized = dataloader.load_samples([csv_path], args.image_size, resize_first=True)[0][0]
         load = dataloader.augment_function(dataloader.train_transform(args.image_size), args.image_size, seed=0)
         convert = dataloader.to_model_input(tf.float32)
         rows = list(resized.itertuples())[: min(len(resized), 200)]

@@ -109,6 +109,20 @@ def test_balance_reads_one_csv_per_group(synthetic_data):
     assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_take_disjoint_shards_of_every_group_that_cover_it(synthetic_data, workers):
+    csvs = dataloader.train_csvs(synthetic_data, balance=True)
+    shards = [dataloader.load_samples(csvs, SIZE, False, shard=(workers, i)) for i in range(workers)]
+    assert {n for _, n in shards} == {len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))}  # for the steps
+    for group, csv in enumerate(csvs):
+        whole = list(dataloader.read_samples(csv).image)
+        parts = [list(tables[group].image) for tables, _ in shards]
+        if len(whole) >= workers:
+            assert sorted(sum(parts, [])) == sorted(whole)  # each sample in exactly one shard
+        else:  # group_c has 2 pairs: each of 3 workers draws from all of them, so that none has an empty group
+            assert all(part == whole for part in parts)
+
+
 def test_wrong_number_of_group_weights_is_a_user_error(synthetic_data):
     with pytest.raises(UserError, match="got 2 weights for 4 groups"):
         dataloader.build_dataset(dataloader.train_csvs(synthetic_data, True), SIZE, 4, True, True, [1, 2])

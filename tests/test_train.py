@@ -97,13 +97,13 @@ def test_monitor_plateau_and_patience_reach_their_callbacks(synthetic_data, tmp_
                        "--patience", "3"])  # fmt: skip
     paths = train.work_paths(tmp_path, "resnet18")
     valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 8, training=False)
-    callbacks = train.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [], 5)
+    callbacks = train.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [], 5, True)
     by_type = {type(c).__name__: c for c in callbacks}
     assert by_type["CommittedEpochs"].monitor == "val_loss" and by_type["CommittedEpochs"].mode == "min"
     assert by_type["ReduceLROnPlateau"].monitor == "val_loss" and by_type["ReduceLROnPlateau"].mode == "min"
     assert by_type["EarlyStopping"].patience == 3 and by_type["EarlyStopping"].monitor == "val_loss"
     defaults = train.make_callbacks(train_args(["--data_root", str(synthetic_data)]), paths,
-                                    model.create_model("resnet18", "none"), valid, [], 5)  # fmt: skip
+                                    model.create_model("resnet18", "none"), valid, [], 5, True)  # fmt: skip
     assert not {"ReduceLROnPlateau", "EarlyStopping"} & {type(c).__name__ for c in defaults}
 
 
