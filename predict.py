@@ -3,6 +3,7 @@
     python predict.py --weights WORK/tensorflow/weights/best-weight_efficientnetb4.h5 --input photos/ --output OUT
     python predict.py --weights W --data_root DATA --split valid --output OUT     # also scores
     python predict.py --weights W --input photos/ --masks true_masks/ --output OUT  # also scores
+    python predict.py --weights W --input photos/ --patch_size 384 --tta flip --output OUT  # full resolution
     python predict.py --weights W --export savedmodel tflite --output OUT
     python predict.py --history WORK/tensorflow/logs/history.csv --output OUT      # training curves
 
@@ -28,6 +29,7 @@ import dataloader
 from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
+from sliding_window import PredictBatch, predict_sliding, with_tta
 from utils import UserError, exit_on_user_error, predict_args, write_image
 
 COMPARISON_ROWS = 8
@@ -58,9 +60,14 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     return model, image_size
 
 
+def to_model_input(images) -> tf.Tensor:
+    """uint8 images to the model's [0, 1] float input."""
+    return tf.cast(images, tf.float32) / 255.0
+
+
 def resize_for_model(images: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 images of any size to the model's [0, 1] float input (antialias: smooth downscaling)."""
-    return tf.image.resize(tf.cast(images, tf.float32) / 255.0, (size, size), antialias=True)
+    """uint8 images of any size to the model's input at size x size (antialias: smooth downscaling)."""
+    return tf.image.resize(to_model_input(images), (size, size), antialias=True)
 
 
 def to_size(probabilities: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
@@ -101,17 +108,63 @@ def image_batches(paths: Sequence[Path], size: int, batch_size: int, errors: dic
     )
 
 
-def predict_probabilities(
-    model: tf.keras.Model, paths: Sequence[Path], size: int, batch_size: int, errors: dict
-) -> Iterator[tuple[int, np.ndarray]]:
-    """(index into paths, probability map at the image's own size) for every image that decodes."""
+def resized_probabilities(
+    model: tf.keras.Model, paths: Sequence[Path], size: int, batch_size: int, tta: Optional[str], errors: dict
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index into paths, photo, probability map at the photo's size) for every image that decodes, each image
+    resized to the model's input size x size."""
+    predict_batch = with_tta(model.predict_on_batch, tta)
     batches = image_batches(paths, size, batch_size, errors)
     for indices, images, heights, widths in tqdm(
         batches, total=math.ceil(len(paths) / batch_size), desc="predicting", unit="batch"
     ):
-        probabilities = model.predict_on_batch(images)
+        probabilities = predict_batch(images.numpy())
         for index, probability, height, width in zip(indices.numpy(), probabilities, heights, widths):
-            yield int(index), to_size(probability, height, width).numpy()[..., 0]
+            photo = read_rgb(paths[index])  # again: tf.data batches the resized copies, not the photos
+            yield int(index), photo, to_size(probability, height, width).numpy()[..., 0]
+
+
+def window_predictor(model: tf.keras.Model) -> PredictBatch:
+    """The model as predict_sliding calls it: uint8 windows in, probabilities out."""
+
+    def predict_batch(windows: np.ndarray) -> np.ndarray:
+        return model.predict_on_batch(to_model_input(windows))
+
+    return predict_batch
+
+
+def windowed_probabilities(
+    model: tf.keras.Model,
+    paths: Sequence[Path],
+    patch_size: int,
+    overlap: float,
+    batch_size: int,
+    tta: Optional[str],
+    errors: dict,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index into paths, photo, probability map) for every image that decodes, predicted at its own
+    resolution by sliding windows of patch_size."""
+    predict_batch = window_predictor(model)
+    for index, path in enumerate(tqdm(paths, desc="predicting", unit="image")):
+        try:
+            photo = read_rgb(path)
+        except (ValueError, OSError) as error:
+            errors[index] = str(error)
+            continue
+        # issue 17's --scale S goes here: the photo rescaled by S before, the probabilities back to its size after
+        yield index, photo, predict_sliding(predict_batch, photo, patch_size, overlap, batch_size, tta)
+
+
+def predict_probabilities(
+    model: tf.keras.Model, paths: Sequence[Path], size: int, args: argparse.Namespace, errors: dict
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index into paths, photo, probability map at the photo's size) for every image that decodes: by
+    sliding windows when there is a patch size (--patch_size, or the run's), else each image resized."""
+    tta = None if args.tta == "none" else args.tta
+    patch_size = args.patch_size or run_config(Path(args.weights)).get("patch_size")
+    if patch_size:
+        return windowed_probabilities(model, paths, patch_size, args.overlap, args.batch_size, tta, errors)
+    return resized_probabilities(model, paths, size, args.batch_size, tta, errors)
 
 
 def scores(predicted: np.ndarray, true: np.ndarray) -> dict:
@@ -183,9 +236,8 @@ def predict_and_write(
     model: tf.keras.Model, size: int, images: list, rels: list, out: Path, args: argparse.Namespace, errors: dict
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Write each image's mask and overlay into out; yield (index, photo, mask) for scoring."""
-    for index, probability in predict_probabilities(model, images, size, args.batch_size, errors):
+    for index, photo, probability in predict_probabilities(model, images, size, args, errors):
         mask = probability > args.threshold
-        photo = read_rgb(images[index])  # again: tf.data batches the resized copies, not the photos
         write_image(out / "masks" / rels[index].with_suffix(".png"), mask.astype(np.uint8) * 255)
         save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), overlay(photo, mask))
         yield index, photo, mask

@@ -172,8 +172,8 @@ def non_negative_float(value: str) -> float:
     return float_below(value, math.inf, "a finite number of at least 0")
 
 
-def momentum(value: str) -> float:
-    """A moving-average momentum: from 0 up to, not including, 1."""
+def fraction_below_one(value: str) -> float:
+    """A share from 0 up to, not including, 1: a moving-average momentum, the overlap of sliding windows."""
     return float_below(value, 1, "at least 0 and below 1")
 
 
@@ -377,7 +377,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--bn_momentum",
-        type=momentum,
+        type=fraction_below_one,
         default=0.9,
         help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
         "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
@@ -431,7 +431,32 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--image_size", type=image_size, help="model input side in pixels (default: from run_config.json beside W)"
     )
     parser.add_argument("--backbone", help="the model's backbone (default: from run_config.json beside W)")
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="images per batch (default: %(default)s)")
+    parser.add_argument(
+        "--batch_size", type=positive_int, default=8, help="images, or windows, per batch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--patch_size",
+        type=image_size,
+        metavar="P",
+        help="predict each image at its own resolution by P x P pixel windows (a multiple of 32) blended with "
+        "Gaussian weights (default: the patch_size in run_config.json beside W; without one, off: each image is "
+        "resized to image_size)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=fraction_below_one,
+        default=0.5,
+        metavar="F",
+        help="with a patch size: the share of a window's side that the next window overlaps, at least 0 and "
+        "below 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "flip"],
+        help="flip: average the predictions of each image (or window) as it is, flipped left-right and upside "
+        "down, three times the work (default: %(default)s)",
+    )
     parser.add_argument(
         "--masks", metavar="DIR", help="true masks for --input, paired by relative path and name stem: score them"
     )
