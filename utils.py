@@ -48,15 +48,27 @@ def is_up_to_date(source: Path, target: Path) -> bool:
     return target.exists() and target.stat().st_mtime_ns == source.stat().st_mtime_ns
 
 
-def write_bytes(path: Path, data: bytes, made_from: Optional[Path] = None) -> None:
-    """Write through a temporary name of this process and thread, then rename, so that a kill never
-    leaves half a file and two runs never write the same temporary file."""
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary name beside path, of this process and thread, renamed to path when the block ends
+    without error (and deleted when it fails): a kill never leaves half a file under path, and two
+    runs never write the same temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
-    temporary.write_bytes(data)
-    if made_from is not None:
-        os.utime(temporary, ns=(time.time_ns(), made_from.stat().st_mtime_ns))
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)
+
+
+def write_bytes(path: Path, data: bytes, made_from: Optional[Path] = None) -> None:
+    """Write whole or not at all (see replacing)."""
+    with replacing(path) as temporary:
+        temporary.write_bytes(data)
+        if made_from is not None:
+            os.utime(temporary, ns=(time.time_ns(), made_from.stat().st_mtime_ns))
 
 
 def write_text(path: Path, text: str) -> None:
