@@ -90,13 +90,23 @@ def read_samples(csv_path: Path) -> pd.DataFrame:
     return table
 
 
-def resize_file(task: tuple[str, str, bool], size: int) -> None:
-    source, target, is_mask = task
+def resized(source: str, size: int, is_mask: bool) -> np.ndarray:
+    """The image at source, size x size; ValueError naming it when it does not decode."""
     image = cv2.imread(source, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"{source} does not decode: run data_preparation.py again")
     interpolation = cv2.INTER_NEAREST if is_mask else cv2.INTER_AREA  # nearest keeps masks binary
-    write_image(Path(target), cv2.resize(image, (size, size), interpolation=interpolation), made_from=Path(source))
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def cache_folder(data_root: Path, size: int, cache_format: str) -> Path:
+    """DATA/cache/<size>px/ for the BMP copies, DATA/cache/<size>px-tfrecord/ for the TFRecord shards."""
+    return data_root / CACHE_FOLDER / (f"{size}px" if cache_format == "bmp" else f"{size}px-tfrecord")
+
+
+def resize_file(task: tuple[str, str, bool], size: int) -> None:
+    source, target, is_mask = task
+    write_image(Path(target), resized(source, size, is_mask), made_from=Path(source))
 
 
 def resized_copies(table: pd.DataFrame, csv_path: Path, size: int) -> pd.DataFrame:
@@ -107,7 +117,7 @@ def resized_copies(table: pd.DataFrame, csv_path: Path, size: int) -> pd.DataFra
     0.5 ms, the same PNG in about 3.5 ms.
     """
     data_root = csv_path.parent.parent
-    cache = data_root / CACHE_FOLDER / f"{size}px"
+    cache = cache_folder(data_root, size, "bmp")
     resized = table.copy()
     tasks = []
     for column in ("image", "mask"):
@@ -144,6 +154,11 @@ def path_dataset(table: pd.DataFrame, training: bool, seed: Optional[int] = None
     return dataset
 
 
+def read_pair(image_path: tf.Tensor, mask_path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The encoded bytes of an image and its mask, as augment_function's loader takes them."""
+    return tf.io.read_file(image_path), tf.io.read_file(mask_path)
+
+
 def sample_seed(seed: int, index: int) -> int:
     """The augmentation seed of the index-th sample of a stream: the same for the same seed and index, whichever
     thread draws it."""
@@ -151,7 +166,8 @@ def sample_seed(seed: int, index: int) -> int:
 
 
 def augment_function(transform: A.Compose, size: int, seed: int) -> Callable:
-    """Decode with TensorFlow ops, augment with albumentations in a numpy function (uint8 in, uint8 out).
+    """(index, (image bytes, mask bytes)) to (image, mask): decode with TensorFlow ops, augment with
+    albumentations in a numpy function (uint8 in, uint8 out).
     Each thread has its own copy of the transform, seeded for each sample by sample_seed: a run repeats
     exactly, which a random generator shared by the threads would not."""
     local = threading.local()
@@ -163,10 +179,11 @@ def augment_function(transform: A.Compose, size: int, seed: int) -> Callable:
         augmented = local.transform(image=image, mask=mask)
         return augmented["image"], augmented["mask"]
 
-    def load_and_augment(index: tf.Tensor, paths: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        # decode_image reads the BMP copies and the full-size PNGs alike; masks are stored with one channel
-        image = tf.io.decode_image(tf.io.read_file(paths[0]), channels=3, expand_animations=False)
-        mask = tf.io.decode_image(tf.io.read_file(paths[1]), expand_animations=False)
+    def load_and_augment(index: tf.Tensor, encoded: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        # decode_image reads the JPEG/PNG records, the BMP copies and the full-size PNGs alike;
+        # masks are stored with one channel
+        image = tf.io.decode_image(encoded[0], channels=3, expand_animations=False)
+        mask = tf.io.decode_image(encoded[1], expand_animations=False)
         image, mask = tf.numpy_function(augment, [index, image, mask], [tf.uint8, tf.uint8])
         image.set_shape((size, size, 3))
         mask.set_shape((size, size, 1))
@@ -184,28 +201,45 @@ def to_model_input(dtype: tf.DType) -> Callable:
     return convert
 
 
-def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]], seed: int = 0) -> tf.data.Dataset:
-    """Draw from each group's endless, shuffled stream with the given weights (equal by default)."""
+def weighted_mix(streams: list[tf.data.Dataset], weights: Optional[Sequence[float]], seed: int) -> tf.data.Dataset:
+    """Draw from each group's endless stream with the given weights (equal by default)."""
     if weights is None:
-        weights = [1.0] * len(tables)
-    if len(weights) != len(tables):
-        raise UserError(f"--group_weights got {len(weights)} weights for {len(tables)} groups")
+        weights = [1.0] * len(streams)
+    if len(weights) != len(streams):
+        raise UserError(f"--group_weights got {len(weights)} weights for {len(streams)} groups")
     weights = [w / sum(weights) for w in weights]
-    streams = [path_dataset(t, training=True, seed=seed + i) for i, t in enumerate(tables)]
     return tf.data.Dataset.sample_from_datasets(streams, weights=weights, seed=seed)
 
 
-def batch_in_order(paths: tf.data.Dataset, n: int, batch_size: int, replicas: int, load: Callable) -> tf.data.Dataset:
+def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]], seed: int = 0) -> tf.data.Dataset:
+    """Each group's endless, shuffled stream of paths, drawn with the given weights (weighted_mix)."""
+    streams = [path_dataset(t, training=True, seed=seed + i) for i, t in enumerate(tables)]
+    return weighted_mix(streams, weights, seed)
+
+
+def path_samples(
+    tables: list[pd.DataFrame], training: bool, balance: bool, group_weights: Optional[Sequence[float]], seed: int
+) -> tf.data.Dataset:
+    """Encoded (image, mask) pairs read from the files the tables list; with balance (training only) each
+    table is a group (group_mix)."""
+    if training and balance:
+        paths = group_mix(tables, group_weights, seed)
+    else:
+        paths = path_dataset(pd.concat(tables), training, seed)
+    return paths.map(read_pair, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def batch_in_order(samples: tf.data.Dataset, n: int, batch_size: int, replicas: int, load: Callable) -> tf.data.Dataset:
     """Load and batch in order; the last few samples join the batch before them. No batch is then
     smaller than batch_size: a device with an empty batch fails on the CPU (oneDNN), and the Dice
     loss of a batch of two images is a poor sample of the set's."""
     if n < replicas:
         raise UserError(f"{n} validation samples cannot be split over {replicas} devices")
     remainder = n % batch_size
-    parts = [(paths, batch_size)]
+    parts = [(samples, batch_size)]
     if remainder and n > batch_size:
         split = n - remainder - batch_size
-        parts = [(paths.take(split), batch_size), (paths.skip(split), batch_size + remainder)]
+        parts = [(samples.take(split), batch_size), (samples.skip(split), batch_size + remainder)]
     batches = [part.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(size) for part, size in parts]
     return functools.reduce(tf.data.Dataset.concatenate, batches)
 
@@ -234,16 +268,12 @@ def build_dataset(
     n_samples = sum(len(t) for t in tables)
     transform = train_transform(image_size) if training else valid_transform(image_size)
     load = augment_function(transform, image_size, seed)
+    encoded = path_samples(tables, training, balance, group_weights, seed)
     if training:
-        if balance:
-            paths = group_mix(tables, group_weights, seed)
-        else:
-            paths = path_dataset(pd.concat(tables), training=True, seed=seed)
-        loaded = paths.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        loaded = encoded.enumerate().map(load, num_parallel_calls=tf.data.AUTOTUNE)
         batches = loaded.batch(batch_size, drop_remainder=True)
     else:
-        paths = path_dataset(pd.concat(tables), training=False).enumerate()
-        batches = batch_in_order(paths, n_samples, batch_size, replicas, load)
+        batches = batch_in_order(encoded.enumerate(), n_samples, batch_size, replicas, load)
     dtype = tf.as_dtype(tf.keras.mixed_precision.global_policy().compute_dtype)
     dataset = batches.map(to_model_input(dtype), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     return dataset, n_samples

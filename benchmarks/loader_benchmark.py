@@ -184,7 +184,8 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
 
         def read_epoch():
             for index, row in enumerate(rows):
-                image, mask = load(tf.constant(index, tf.int64), (tf.constant(row.image), tf.constant(row.mask)))
+                encoded = dataloader.read_pair(tf.constant(row.image), tf.constant(row.mask))
+                image, mask = load(tf.constant(index, tf.int64), encoded)
                 convert(image[None], mask[None])
             return len(rows)
 
