@@ -248,7 +248,7 @@ def build_datasets(args: argparse.Namespace, replicas: int) -> tuple[tf.data.Dat
     train, n_train = dataloader.training_batches(args)
     valid, n_valid = dataloader.build_dataset(
         [split_csv(Path(args.data_root), "valid")], args.image_size, args.batch_size, training=False,
-        resize_first=args.resize_first, replicas=replicas,
+        resize_first=args.resize_first, replicas=replicas, cache_format=args.cache_format,
     )  # fmt: skip
     return train, n_train, valid, n_valid
 
