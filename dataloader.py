@@ -348,13 +348,16 @@ def augment_function(transform: A.Compose, size: int, seed: int) -> Callable:
     albumentations in a numpy function (uint8 in, uint8 out).
     Each thread has its own copy of the transform, seeded for each sample by sample_seed: a run repeats
     exactly, which a random generator shared by the threads would not."""
-    local = threading.local()
+    # By thread id, not in a threading.local: TensorFlow calls the numpy function from threads of its own,
+    # each call with a new Python thread state, so a threading.local lost its copy after every sample.
+    copies: dict[int, A.Compose] = {}
 
     def augment(index: np.int64, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not hasattr(local, "transform"):
-            local.transform = copy.deepcopy(transform)
-        local.transform.set_random_seed(sample_seed(seed, int(index)))
-        augmented = local.transform(image=image, mask=mask)
+        own = copies.get(threading.get_ident())
+        if own is None:
+            own = copies[threading.get_ident()] = copy.deepcopy(transform)
+        own.set_random_seed(sample_seed(seed, int(index)))
+        augmented = own(image=image, mask=mask)
         return augmented["image"], augmented["mask"]
 
     def load_and_augment(index: tf.Tensor, encoded: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
