@@ -342,6 +342,7 @@ def build_datasets(
     valid, n_valid = dataloader.build_dataset(
         [split_csv(Path(args.data_root), "valid")], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=strategy.num_replicas_in_sync,
+        cache_format=args.cache_format,
     )  # fmt: skip
     return train, n_train[0], valid, n_valid
 

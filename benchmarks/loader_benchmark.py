@@ -1,4 +1,4 @@
-"""Images/s and peak memory of four ways to feed the same samples, measured in one run.
+"""Images/s and peak memory of five ways to feed the same samples, measured in one run.
 
     python benchmarks/loader_benchmark.py --data_root DATA --samples 400
 
@@ -9,12 +9,14 @@ them, and each variant reads those, with the seed's train transform at --image_s
   a  a keras.utils.Sequence read in a loop, one thread (the usual Keras recipe)
   b  the seed's tf.data recipe: decode, shuffle(100000) of decoded images, a numpy_function that
      builds its Compose on every call and does the /255 with TensorFlow inside, prefetch before batch
-  c  this repository's loader (dataloader.build_dataset) with its default settings
+  c  this repository's loader (dataloader.build_dataset) with its default settings (BMP cache)
   d  c's ceiling: one thread's cost per sample of c's work, times the cores
+  e  c with --cache_format tfrecord: TFRecord shards of JPEG images and PNG masks
 
 Each variant runs in a subprocess of its own, so that its peak memory (max RSS) is its own. The
 rate is that of the last of --epochs epochs, each read the way Keras' fit reads it: the first
-epoch pays for start-up (and, for c, the one-time resized copies, reported apart).
+epoch pays for start-up (and, for c and e, the one-time cache, reported apart). The cache's
+bytes a sample are the sizes of all the files in its folder over the number of samples.
 """
 
 import argparse
@@ -44,7 +46,9 @@ VARIANTS = {
     "b": "seed tf.data recipe",
     "c": "this loader",
     "d": "ceiling: 1 thread x cores",
+    "e": "this loader, TFRecord cache",
 }
+CACHE_FORMATS = {"c": "bmp", "e": "tfrecord"}
 
 
 def parse_args() -> argparse.Namespace:
@@ -150,6 +154,10 @@ def time_epochs(read_epoch, epochs: int) -> tuple[float, int]:
     return seconds, samples
 
 
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
 def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dict:
     """Measure one variant in this process; returns images/s, peak MiB and any extra figures."""
     import tensorflow as tf
@@ -165,11 +173,19 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
     elif variant == "b":
         dataset = seed_recipe(table, args.image_size, args.batch_size)
         seconds, samples = time_epochs(lambda: sum(len(images) for images, _ in dataset), args.epochs)
-    elif variant == "c":
+    elif variant in CACHE_FORMATS:
+        cache_format = CACHE_FORMATS[variant]
         start = time.perf_counter()
-        dataloader.load_samples([csv_path], args.image_size, resize_first=True)
-        extra["resize_once_s"] = round(time.perf_counter() - start, 1)
-        dataset, n = dataloader.build_dataset([csv_path], args.image_size, args.batch_size, training=True)
+        if cache_format == "bmp":
+            dataloader.load_samples([csv_path], args.image_size, resize_first=True)
+        else:
+            dataloader.record_files([csv_path], args.image_size)
+        extra["cache_once_s"] = round(time.perf_counter() - start, 1)
+        cache = dataloader.cache_folder(bench_root, args.image_size, cache_format)
+        extra["cache_bytes_per_sample"] = folder_bytes(cache) / len(table)
+        dataset, n = dataloader.build_dataset(
+            [csv_path], args.image_size, args.batch_size, training=True, cache_format=cache_format
+        )
         steps = dataloader.steps_per_epoch(n, args.batch_size)
         batches = iter(dataset)
         seconds, samples = time_epochs(lambda: sum(len(next(batches)[0]) for _ in range(steps)), args.epochs)
@@ -184,7 +200,8 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
 
         def read_epoch():
             for index, row in enumerate(rows):
-                image, mask = load(tf.constant(index, tf.int64), (tf.constant(row.image), tf.constant(row.mask)))
+                encoded = dataloader.read_pair(tf.constant(row.image), tf.constant(row.mask))
+                image, mask = load(tf.constant(index, tf.int64), encoded)
                 convert(image[None], mask[None])
             return len(rows)
 
@@ -220,15 +237,28 @@ def main() -> None:
             results = {v: measure_in_subprocess(v, Path(folder), sys.argv[1:]) for v in args.variants}
         except RuntimeError as error:
             sys.exit(f"error: {error}")
-    print(f"{'variant':<32}{'images/s':>10}{'peak MiB':>10}")
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    print(f"{'variant':<32}{'images/s':>10}{'peak MiB':>10}{'cache bytes/sample':>20}")
     for variant, result in results.items():
         peak = f"{result['peak_mib']:.0f}" if variant != "d" else "-"
-        print(f"{variant} {VARIANTS[variant]:<30}{result['images_per_s']:>10.1f}{peak:>10}")
+        cache = f"{result['cache_bytes_per_sample']:.0f}" if variant in CACHE_FORMATS else "-"
+        print(f"{variant} {VARIANTS[variant]:<30}{result['images_per_s']:>10.1f}{peak:>10}{cache:>20}")
+    for variant, what in (("c", "resized copies"), ("e", "TFRecord shards")):
+        if variant in results:
+            print(f"{variant}'s one-time {what}: {results[variant]['cache_once_s']} s (not in its rate)")
     if "c" in results:
-        print(f"c's one-time resized copies: {results['c']['resize_once_s']} s (not in its rate)")
         c = results["c"]["images_per_s"]
         ratios = [f"c/{v}={c / results[v]['images_per_s']:.2f}" for v in ("a", "b", "d") if v in results]
         print("ratios " + " ".join(ratios) + f" peak_mib={results['c']['peak_mib']:.0f}")
+    if "e" in results:
+        e = results["e"]
+        ratios = [f"e/{v}={e['images_per_s'] / results[v]['images_per_s']:.2f}" for v in ("b", "c") if v in results]
+        if "c" in results:
+            ratios.append(f"e_bytes/c_bytes={e['cache_bytes_per_sample'] / results['c']['cache_bytes_per_sample']:.3f}")
+        print("ratios " + " ".join(ratios) + f" peak_mib={e['peak_mib']:.0f}")
 
 
 if __name__ == "__main__":

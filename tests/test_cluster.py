@@ -100,11 +100,16 @@ def test_two_workers_train_in_step_and_only_the_chief_keeps_files(synthetic_data
     assert not list((tmp_path / "tmp1").iterdir())  # worker 1's own files were removed
 
 
-def test_a_killed_worker_stops_the_other_in_one_line_and_the_cluster_resumes(synthetic_data, tmp_path):
+def test_a_killed_worker_stops_the_other_in_one_line_and_the_cluster_resumes_on_tfrecords(synthetic_data, tmp_path):
     work_dir = tmp_path / "work"
     start = time.monotonic()
     (chief_code, _, chief_err), (worker_code, _, _) = finish(
-        start_workers(train_command(synthetic_data, work_dir, "--epochs", "3"), tmp_path, kill_worker_1=True), 240
+        start_workers(
+            train_command(synthetic_data, work_dir, "--epochs", "3", "--cache_format", "tfrecord"),
+            tmp_path,
+            kill_worker_1=True,
+        ),
+        240,
     )
     assert worker_code == -9 and chief_code == 2, chief_err[-3000:]
     assert chief_err.strip().splitlines()[-1].startswith("error: lost contact with another worker of the cluster")
@@ -112,7 +117,12 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_cluster_resumes(syn
     print(f"killed run: {time.monotonic() - start:.0f} s")
     assert list(pd.read_csv(work_dir / "tensorflow" / "logs" / "history.csv").epoch) == [0]  # epoch 1 was committed
 
-    results = finish(start_workers(train_command(synthetic_data, work_dir, "--epochs", "3", "--resume"), tmp_path), 240)
+    results = finish(
+        start_workers(
+            train_command(synthetic_data, work_dir, "--epochs", "3", "--cache_format", "tfrecord", "--resume"), tmp_path
+        ),
+        240,
+    )
     for code, _out, err in results:
         assert code == 0, err[-3000:]
     assert "resuming" in results[0][1] and checksum(results[0][1]) == checksum(results[1][1])

@@ -1,9 +1,12 @@
 """dataloader.py: shapes and dtypes, binary masks, geometry shared by image and mask, balance, order."""
 
+import copy
 import os
+import shutil
 import warnings
 from pathlib import Path
 
+import albumentations as A
 import cv2
 import numpy as np
 import pandas as pd
@@ -189,3 +192,144 @@ def test_command_prints_a_batch_and_saves_the_grid(synthetic_data, tmp_path, cap
     assert "images: shape (8, 64, 64, 3), float32, min 0" in printed
     assert "masks: shape (8, 64, 64, 1), float32, min 0, max 1" in printed
     assert cv2.imread(str(output)).shape == (2 * 64, 4 * 2 * 64, 3)
+
+
+@pytest.fixture
+def own_copy(synthetic_data, tmp_path) -> Path:
+    """A copy of the prepared synthetic data (without its caches), for tests that change its sources."""
+    shutil.copytree(synthetic_data, tmp_path / "data", ignore=shutil.ignore_patterns(dataloader.CACHE_FOLDER))
+    return tmp_path / "data"
+
+
+def decoded_records(files: list, shard: tuple[int, int] = (1, 0)) -> list[tuple[np.ndarray, np.ndarray]]:
+    records = dataloader.record_dataset(files, training=False, shard=shard)
+    return [(tf.io.decode_image(i).numpy(), tf.io.decode_image(m).numpy()) for i, m in records.as_numpy_iterator()]
+
+
+def test_records_hold_the_bmp_cache_masks_exactly_and_its_images_within_jpeg_error(synthetic_data, monkeypatch):
+    monkeypatch.setattr(dataloader, "MIN_SHARD_RECORDS", 3)  # several files, read back in turn
+    csv_path = synthetic_data / "csv_file" / "valid.csv"
+    table = dataloader.read_samples(csv_path)
+    files = dataloader.tfrecord_shards(table, csv_path, SIZE)
+    assert len(files) > 1 and files[0].path.parent == synthetic_data / "cache" / f"{SIZE}px-tfrecord" / "valid"
+    copies = dataloader.resized_copies(table, csv_path, SIZE)
+    records = decoded_records(files)
+    assert len(records) == len(table)
+    for (image, mask), bmp_image, bmp_mask in zip(records, copies.image, copies["mask"]):  # in the CSV's order
+        assert np.array_equal(mask[..., 0], cv2.imread(bmp_mask, cv2.IMREAD_UNCHANGED))
+        assert np.abs(image.astype(int) - cv2.imread(bmp_image)[..., ::-1]).mean() < 3
+
+
+def test_masks_are_stored_as_png_never_jpeg(synthetic_data):
+    csv_path = synthetic_data / "csv_file" / "valid.csv"
+    files = dataloader.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
+    for image, mask in dataloader.record_dataset(files, training=False).as_numpy_iterator():
+        assert image[:3] == b"\xff\xd8\xff" and mask[:8] == b"\x89PNG\r\n\x1a\n"
+        assert set(np.unique(tf.io.decode_image(mask).numpy())) == {0, 255}  # a JPEG mask blurs its edges
+
+
+def shard_times(files: list) -> list[int]:
+    return [f.path.stat().st_mtime_ns for f in files]
+
+
+def test_shards_are_rewritten_exactly_when_a_source_or_the_table_changes(own_copy, monkeypatch):
+    monkeypatch.setattr(dataloader, "MIN_SHARD_RECORDS", 3)
+    csv_path = own_copy / "csv_file" / "valid.csv"
+    table = dataloader.read_samples(csv_path)
+    files = dataloader.tfrecord_shards(table, csv_path, SIZE)
+    times = shard_times(files)
+    assert shard_times(dataloader.tfrecord_shards(table, csv_path, SIZE)) == times  # unchanged: not written
+    before = os.stat(table.image[1]).st_mtime_ns - 10**9
+    os.utime(table.image[1], ns=(before, before))  # replaced by an older file (`cp -p`); row 1 is in file 1
+    assert [a == b for a, b in zip(shard_times(dataloader.tfrecord_shards(table, csv_path, SIZE)), times)] == [
+        i != 1 for i in range(len(files))
+    ]
+    flipped = cv2.flip(cv2.imread(table.image[0]), 1)
+    cv2.imwrite(table.image[0], flipped)  # new content
+    first = decoded_records(dataloader.tfrecord_shards(table, csv_path, SIZE))[0][0]
+    expected = cv2.resize(flipped, (SIZE, SIZE), interpolation=cv2.INTER_AREA)[..., ::-1]
+    assert np.abs(first.astype(int) - expected).mean() < 3
+    shorter = dataloader.tfrecord_shards(table.iloc[:-3], csv_path, SIZE)  # fewer rows: fewer files, old ones gone
+    assert len(shorter) < len(files) and sorted(files[0].path.parent.glob("*.tfrecord")) == [f.path for f in shorter]
+    assert len(decoded_records(shorter)) == len(table) - 3
+
+
+@pytest.mark.parametrize("min_records, several_files", [(3, True), (100, False)])
+def test_two_workers_read_disjoint_shares_that_cover_every_sample_once(synthetic_data, monkeypatch, min_records,
+                                                                       several_files):  # fmt: skip
+    monkeypatch.setattr(dataloader, "MIN_SHARD_RECORDS", min_records)
+    csv_path = synthetic_data / "csv_file" / "train.csv"
+    files = dataloader.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
+    assert (len(files) >= 2) == several_files
+    every = [i for i, _ in dataloader.record_dataset(files, training=False).as_numpy_iterator()]
+    shares = [[i for i, _ in dataloader.record_dataset(files, False, shard=(2, w)).as_numpy_iterator()] for w in (0, 1)]
+    assert len(set(every)) == len(every) and sorted(shares[0] + shares[1]) == sorted(every)
+    assert [len(s) for s in shares] == [sum(f.records for f in dataloader.worker_files(files, (2, w))) for w in (0, 1)]
+    endless = dataloader.record_dataset(files, training=True, seed=1, shard=(2, 1)).take(10 * len(shares[1]))
+    assert {i for i, _ in endless.as_numpy_iterator()} == set(shares[1])  # shuffled, and still its own share
+    with pytest.raises(UserError, match="worker 2 of 2 does not exist"):
+        dataloader.worker_files(files, (2, 2))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_tfrecord_batches_are_like_the_bmp_ones(synthetic_data, training):
+    bmp, tfrecord = (
+        batches(synthetic_data, "valid.csv", training, cache_format=f, seed=3) for f in ("bmp", "tfrecord")
+    )
+    assert tfrecord.element_spec == bmp.element_spec
+    (images, masks), (bmp_images, bmp_masks) = next(iter(tfrecord)), next(iter(bmp))
+    assert images.shape == bmp_images.shape and masks.shape == bmp_masks.shape and images.dtype == bmp_images.dtype
+    assert set(np.unique(masks.numpy())) == {0.0, 1.0} and 0 <= float(tf.reduce_min(images))
+    if not training:  # the same samples in the same order
+        assert float(tf.reduce_mean(tf.abs(images - bmp_images))) < 3 / 255
+
+
+def test_balance_with_tfrecords_keeps_one_shard_folder_per_group(synthetic_data):
+    csvs = dataloader.train_csvs(synthetic_data, balance=True)
+    dataset, n = dataloader.build_dataset(csvs, SIZE, 4, training=True, balance=True, cache_format="tfrecord")
+    assert n == len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))
+    assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
+    folders = sorted(p.name for p in (synthetic_data / "cache" / f"{SIZE}px-tfrecord").iterdir())
+    assert {f"train_group_{g}" for g in "abcd"} <= set(folders)
+
+
+def test_tfrecord_without_resize_first_is_refused(synthetic_data, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        dataloader.main(["--data_root", str(synthetic_data), "--cache_format", "tfrecord", "--resize_first", "false"])
+    assert exit_info.value.code == 2
+    assert "--cache_format tfrecord keeps the samples at --image_size: it needs --resize_first True" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_full_disk_or_a_source_that_does_not_decode_while_writing_records_is_a_user_error(own_copy, monkeypatch):
+    csv_path = own_copy / "csv_file" / "valid.csv"
+    table = dataloader.read_samples(csv_path)
+    Path(table["mask"][2]).write_bytes(b"not a PNG")
+    with pytest.raises(UserError, match=f"{table['mask'][2]} does not decode"):
+        dataloader.tfrecord_shards(table, csv_path, SIZE)
+
+    def full(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "x.tfrecord; No space left on device")
+
+    monkeypatch.setattr(dataloader, "encoded_record", full)  # the forked workers inherit it
+    with pytest.raises(UserError, match=r"cannot write the TFRecord cache into .*64px-tfrecord/valid: .*No space left"):
+        dataloader.tfrecord_shards(table, csv_path, SIZE)
+    assert not list((own_copy / "cache" / f"{SIZE}px-tfrecord" / "valid").glob("*.tfrecord*"))  # no half file
+
+
+def test_each_thread_copies_the_transform_once_and_a_seed_repeats_the_batches(synthetic_data, monkeypatch):
+    deepcopy, copies = copy.deepcopy, []
+
+    def counting(thing, *args):
+        copies.extend([thing] if isinstance(thing, A.Compose) else [])
+        return deepcopy(thing, *args)
+
+    monkeypatch.setattr(copy, "deepcopy", counting)
+    first, second = (
+        [b.numpy() for b, _ in batches(synthetic_data, "train.csv", True, 8, seed=5).take(4)] for _ in "ab"
+    )
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert len(copies) <= 2 * (
+        os.cpu_count() + 2
+    )  # a copy for every sample (over 64 here) made the loader about 40% slower
