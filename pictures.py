@@ -76,7 +76,8 @@ def plot_history(history_csv: Path, png: Path) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou", "IoU"), ("f1", "F1")]):
         axis.plot(history.epoch + 1, history[metric], label="train")
-        axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
+        if f"val_{metric}" in history:  # patch training validates without a loss
+            axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
         axis.set(title=title, xlabel="epoch")
         axis.grid(alpha=0.3)
     axes[0].legend()

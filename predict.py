@@ -29,7 +29,7 @@ import dataloader
 from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
-from sliding_window import PredictBatch, predict_sliding, with_tta
+from sliding_window import predict_scaled, window_predictor, with_tta
 from utils import UserError, exit_on_user_error, predict_args, write_image
 
 COMPARISON_ROWS = 8
@@ -124,26 +124,18 @@ def resized_probabilities(
             yield int(index), photo, to_size(probability, height, width).numpy()[..., 0]
 
 
-def window_predictor(model: tf.keras.Model) -> PredictBatch:
-    """The model as predict_sliding calls it: uint8 windows in, probabilities out."""
-
-    def predict_batch(windows: np.ndarray) -> np.ndarray:
-        return model.predict_on_batch(to_model_input(windows))
-
-    return predict_batch
-
-
 def windowed_probabilities(
     model: tf.keras.Model,
     paths: Sequence[Path],
     patch_size: int,
+    scale: float,
     overlap: float,
     batch_size: int,
     tta: Optional[str],
     errors: dict,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(index into paths, photo, probability map) for every image that decodes, predicted at its own
-    resolution by sliding windows of patch_size."""
+    """(index into paths, photo, probability map) for every image that decodes, predicted by sliding windows
+    of patch_size on the image rescaled by scale, at the image's own resolution."""
     predict_batch = window_predictor(model)
     for index, path in enumerate(tqdm(paths, desc="predicting", unit="image")):
         try:
@@ -151,8 +143,7 @@ def windowed_probabilities(
         except (ValueError, OSError) as error:
             errors[index] = str(error)
             continue
-        # issue 17's --scale S goes here: the photo rescaled by S before, the probabilities back to its size after
-        yield index, photo, predict_sliding(predict_batch, photo, patch_size, overlap, batch_size, tta)
+        yield index, photo, predict_scaled(predict_batch, photo, scale, patch_size, overlap, batch_size, tta)
 
 
 def predict_probabilities(
@@ -161,9 +152,11 @@ def predict_probabilities(
     """(index into paths, photo, probability map at the photo's size) for every image that decodes: by
     sliding windows when there is a patch size (--patch_size, or the run's), else each image resized."""
     tta = None if args.tta == "none" else args.tta
-    patch_size = args.patch_size or run_config(Path(args.weights)).get("patch_size")
+    trained = run_config(Path(args.weights))
+    patch_size = args.patch_size or trained.get("patch_size")
     if patch_size:
-        return windowed_probabilities(model, paths, patch_size, args.overlap, args.batch_size, tta, errors)
+        scale = args.scale or trained.get("scale") or 1.0
+        return windowed_probabilities(model, paths, patch_size, scale, args.overlap, args.batch_size, tta, errors)
     return resized_probabilities(model, paths, size, args.batch_size, tta, errors)
 
 

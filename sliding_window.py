@@ -8,6 +8,7 @@ predict_batch is any function from a batch of windows (N, P, P, 3), uint8 or flo
 
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
 from utils import UserError
@@ -128,3 +129,33 @@ def shift_up(sums: np.ndarray, rows: int) -> None:
     """Move the sums up by rows (the distance to the next band's top) and zero the rows that come free."""
     sums[: len(sums) - rows] = sums[rows:]  # numpy copies overlapping slices safely
     sums[len(sums) - rows :] = 0
+
+
+def window_predictor(model) -> PredictBatch:
+    """A Keras model as predict_sliding calls it: uint8 windows in, probabilities out."""
+
+    def predict_batch(windows: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_on_batch(windows.astype(np.float32) / 255.0))
+
+    return predict_batch
+
+
+def predict_scaled(
+    predict_batch: PredictBatch,
+    image: np.ndarray,
+    scale: float,
+    patch_size: int,
+    overlap: float = 0.5,
+    batch_size: int = 8,
+    tta: Optional[str] = None,
+) -> np.ndarray:
+    """H x W probabilities of an H x W image predicted by sliding windows on the image rescaled by scale (as
+    patch training saw it), then brought back to H x W."""
+    height, width = image.shape[:2]
+    if scale != 1:
+        target = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)  # as the training copies were made
+    probabilities = predict_sliding(predict_batch, image, patch_size, overlap, batch_size, tta)
+    if scale != 1:
+        probabilities = cv2.resize(probabilities, (width, height), interpolation=cv2.INTER_LINEAR)
+    return probabilities

@@ -30,6 +30,7 @@ from typing import Optional, Sequence
 
 import keras2  # noqa: F401
 
+import cv2
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -40,6 +41,7 @@ from checkpoints import best_epoch, monitor_mode
 from data_preparation import split_csv
 from model import check_encoder, create_model
 from pictures import comparison_rows, plot_history, save_picture
+from sliding_window import predict_scaled, window_predictor
 from utils import MIN_STEPS_PER_EPOCH, UserError, exit_on_user_error, train_args, write_text
 
 PACKAGES = [
@@ -169,7 +171,12 @@ def check_work_dir(paths: dict, args: argparse.Namespace) -> Optional[dict]:
         )
     config = json.loads(paths["config"].read_text())
     saved = config["args"]
-    changed = [k for k in ("backbone", "image_size", "mixed_precision") if saved[k] != getattr(args, k)]
+    # a run from before a setting existed took its default
+    changed = [
+        k
+        for k in ("backbone", "image_size", "mixed_precision", "patch_size", "scale")
+        if saved.get(k, getattr(args, k)) != getattr(args, k)
+    ]
     if changed:
         raise UserError(f"--resume with other {', '.join(changed)} than the run in {paths['root']}: {saved}")
     return config
@@ -252,6 +259,29 @@ def validation_pictures(
     return tf.keras.callbacks.LambdaCallback(on_epoch_end=draw)
 
 
+def sliding_window_validation(
+    model: tf.keras.Model, table: pd.DataFrame, patches: dataloader.Patches, batch_size: int
+) -> tf.keras.callbacks.Callback:
+    """Each epoch, val_iou and val_f1 of the whole validation images, predicted as predict.py does with a patch
+    size (sliding windows on the image rescaled by patches.scale) and scored at each image's own resolution,
+    from the pixels of the whole set."""
+    predict_batch = window_predictor(model)
+
+    def validate(epoch: int, logs: dict) -> None:
+        counts = np.zeros(3)  # true positives, false positives, false negatives
+        for image_path, mask_path in zip(table.image, table["mask"]):
+            photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
+            truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
+            predicted = predict_scaled(predict_batch, photo, patches.scale, patches.size, 0.5, batch_size) > 0.5
+            counts += [(predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()]
+        true_positives, false_positives, false_negatives = counts
+        union = true_positives + false_positives + false_negatives  # 0 for 0 as Keras' BinaryIoU
+        logs["val_iou"] = true_positives / union if union else 0.0
+        logs["val_f1"] = 2 * true_positives / (union + true_positives) if union else 0.0
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=validate)
+
+
 def check_wandb_login() -> None:
     """An online wandb run without a login would stop at a prompt, or fail after the data is loaded."""
     from wandb.apis import InternalApi
@@ -290,7 +320,11 @@ def make_callbacks(
     """The same callbacks on every worker of a cluster (several of them take part in collective reads of
     the weights), but a Weights & Biases run for the chief only."""
     mode = monitor_mode(args.monitor)
-    callbacks = [
+    callbacks = []
+    if args.patch_size:  # first: the callbacks after it read the val_iou it adds
+        table = dataloader.read_samples(split_csv(Path(args.data_root), "valid"))
+        callbacks.append(sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size))
+    callbacks += [
         checkpoints.CommittedEpochs(paths, args.monitor, steps),
         epoch_timer(seconds),
         validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
@@ -316,7 +350,9 @@ def print_summary(paths: dict, args: argparse.Namespace, seconds: list, steps: i
         speed = f"; {per_epoch:.1f} s per epoch of training, {steps * args.batch_size / per_epoch:.1f} images/s"
     print(
         f"best epoch {int(best.epoch) + 1} of {len(history)} ({len(history) * steps} steps of {args.batch_size}) by "
-        f"{args.monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}, val_loss {best.val_loss:.4f}" + speed
+        f"{args.monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}"
+        + (f", val_loss {best.val_loss:.4f}" if "val_loss" in best else "")  # patch training validates without
+        + speed
     )
     print(f"weights: {paths['best']} (best), {paths['last']} (last)")
     print(f"history: {paths['history']}; run config: {paths['config']}")
@@ -342,7 +378,7 @@ def build_datasets(
     valid, n_valid = dataloader.build_dataset(
         [split_csv(Path(args.data_root), "valid")], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=strategy.num_replicas_in_sync,
-        cache_format=args.cache_format,
+        cache_format=args.cache_format, patches=dataloader.patches_of(args),
     )  # fmt: skip
     return train, n_train[0], valid, n_valid
 
@@ -366,7 +402,7 @@ def fit(
                 train,
                 epochs=args.epochs,
                 steps_per_epoch=steps,
-                validation_data=valid,
+                validation_data=None if args.patch_size else valid,  # patches: sliding_window_validation
                 callbacks=callbacks,
                 verbose=1 if sys.stdout.isatty() else 2,
             )
@@ -508,6 +544,8 @@ def run_training(args: argparse.Namespace, paths: dict) -> None:
             finished = checkpoints.recover(paths, resumed["steps_per_epoch"])
             print(f"resuming {paths['root']} after {finished} finished epochs" if finished else
                   "no epoch had finished: starting over")  # fmt: skip
+    if resolver is not None and args.patch_size:  # each worker would validate on its own, and could choose otherwise
+        raise UserError("--patch_size trains on one machine only for now, not in a cluster")
     strategy = make_strategy(args.device, args.cpu_devices, resolver)
     if not chief:
         paths = worker_paths(paths, resolver.task_id)

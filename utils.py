@@ -191,6 +191,19 @@ def fraction_below_one(value: str) -> float:
     return float_below(value, 1, "at least 0 and below 1")
 
 
+def share(value: str) -> float:
+    """A share from 0 to 1, both included."""
+    return float_below(value, math.nextafter(1, 2), "from 0 to 1")
+
+
+def scale_factor(value: str) -> float:
+    """A factor above 0 and below 8 by which images are rescaled."""
+    number = float_below(value, 8, "above 0 and below 8")
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and below 8, got {value}")
+    return number
+
+
 def image_size(value: str) -> int:
     """An --image_size: a multiple of 32, because the Unet halves it 5 times."""
     if not value.isdigit() or int(value) < 32 or int(value) % 32:
@@ -252,6 +265,29 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         "storage or several machines (each worker reads files of its own). Needs --resize_first True "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--patch_size",
+        type=image_size,
+        metavar="P",
+        help="train on random P x P pixel crops (a multiple of 32) of the images rescaled by --scale, instead of "
+        "whole images squashed to --image_size, and validate whole images by sliding P x P windows, scored at "
+        "their own resolution; for large images and small structures (default: off)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=scale_factor,
+        default=1.0,
+        help="with --patch_size: the factor by which images are rescaled before cropping, e.g. 0.5 halves "
+        "their sides (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--foreground_share",
+        type=share,
+        default=0.33,
+        metavar="F",
+        help="with --patch_size: the share of crops centred on a foreground pixel, the others anywhere "
+        "(nnU-Net's 0.33) (default: %(default)s)",
+    )
     add_bool(parser, "--mixed_precision", True, "compute in float16 with float32 weights (mixed_float16)")
     parser.add_argument(
         "--seed",
@@ -266,6 +302,8 @@ def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         parser.error("--group_weights needs --balance, and non-negative weights that are not all 0")
     if args.cache_format == "tfrecord" and not args.resize_first:
         parser.error("--cache_format tfrecord keeps the samples at --image_size: it needs --resize_first True")
+    if args.patch_size and (args.cache_format != "bmp" or not args.resize_first):
+        parser.error("--patch_size crops the BMP copies at --scale: it needs --cache_format bmp --resize_first True")
 
 
 def dataloader_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -439,6 +477,8 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--resume and --overwrite exclude each other")
     if args.learning_rate == 0:
         parser.error("--learning_rate must be above 0")
+    if args.patch_size and args.monitor == "val_loss":
+        parser.error("--patch_size validates whole images by sliding windows, which give no loss: --monitor val_iou")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     return args
 
@@ -468,6 +508,12 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="predict each image at its own resolution by P x P pixel windows (a multiple of 32) blended with "
         "Gaussian weights (default: the patch_size in run_config.json beside W; without one, off: each image is "
         "resized to image_size)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=scale_factor,
+        help="with a patch size: rescale each image by this factor before the windows, and the prediction back "
+        "(default: the scale in run_config.json beside W, else 1)",
     )
     parser.add_argument(
         "--overlap",

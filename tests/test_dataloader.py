@@ -333,3 +333,35 @@ def test_each_thread_copies_the_transform_once_and_a_seed_repeats_the_batches(sy
     assert len(copies) <= 2 * (
         os.cpu_count() + 2
     )  # a copy for every sample (over 64 here) made the loader about 40% slower
+
+
+def test_crops_keep_image_and_mask_aligned_and_pad_small_images():
+    rng = np.random.default_rng(0)
+    for height, width in ((300, 200), (40, 50)):  # the second is smaller than a patch: padded
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        mask = (image[..., :1] > 127).astype(np.uint8) * 255  # a mask that follows the image's pixels
+        for _ in range(50):
+            crop_image, crop_mask = dataloader.crop(image, mask, dataloader.Patches(64, foreground_share=0.5), rng)
+            assert crop_image.shape == (64, 64, 3) and crop_mask.shape == (64, 64, 1)
+            assert np.array_equal(crop_mask, (crop_image[..., :1] > 127).astype(np.uint8) * 255)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.33, 1.0])
+def test_the_foreground_share_of_crops_holds_over_2000_draws(share):
+    mask = np.zeros((1000, 1000, 1), np.uint8)
+    mask[600:610, 300:310] = 255  # 0.01% of the image: a random 64 px crop holds some of it 0.6% of the time
+    rng = np.random.default_rng(1)
+    corners = [dataloader.crop_corner(mask, 64, share, rng) for _ in range(2000)]
+    holding = np.mean([mask[top : top + 64, left : left + 64].any() for top, left in corners])
+    assert abs(holding - share) <= 0.05
+
+
+def test_patch_batches_are_crops_of_the_rescaled_copies(synthetic_data):
+    patches = dataloader.Patches(32, scale=0.5)
+    train = batches(synthetic_data, "train.csv", training=True, patches=patches)
+    valid = batches(synthetic_data, "valid.csv", training=False, patches=patches)
+    assert next(iter(train))[0].shape == (4, 32, 32, 3) and next(iter(valid))[0].shape[1:] == (32, 32, 3)
+    relative = Path(pd.read_csv(synthetic_data / "csv_file" / "train.csv").image[0])
+    photo = cv2.imread(str(synthetic_data / relative))
+    copy = cv2.imread(str(synthetic_data / "cache" / "scale0.5" / relative.with_suffix(".bmp")))
+    assert copy.shape == (round(photo.shape[0] * 0.5), round(photo.shape[1] * 0.5), 3)

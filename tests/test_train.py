@@ -288,3 +288,25 @@ def test_val_iou_is_the_datasets_whatever_the_batch_size_and_devices(trained, sy
     assert found["2"] == pytest.approx(found["numpy"], abs=1e-5) and found["6"] == pytest.approx(
         found["numpy"], abs=1e-5
     )
+
+
+def test_patch_training_validates_whole_images_as_predict_py_scores_them(synthetic_data, tmp_path):
+    run(synthetic_data, tmp_path, "--patch_size", "64", "--scale", "0.5", "--epochs", "1")
+    history = pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv")
+    assert (
+        "val_loss" not in history
+        and json.loads((tmp_path / "tensorflow" / "run_config.json").read_text())["args"]["patch_size"] == 64
+    )
+    import predict
+
+    weights = tmp_path / "tensorflow" / "weights" / "last-weight_resnet18.h5"
+    predict.main(["--weights", str(weights), "--data_root", str(synthetic_data), "--split", "valid",
+                  "--output", str(tmp_path / "out")])  # fmt: skip
+    table = pd.read_csv(tmp_path / "out" / "metrics.csv")  # by windows at scale 0.5, from run_config.json
+    micro = table.tp.sum() / (table.tp.sum() + table.fp.sum() + table.fn.sum())
+    assert history.val_iou.iloc[-1] == pytest.approx(micro, abs=1e-6)
+
+
+def test_patch_training_takes_no_val_loss_monitor():
+    with pytest.raises(SystemExit):
+        train_args(["--data_root", "d", "--patch_size", "64", "--monitor", "val_loss"])
