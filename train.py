@@ -260,7 +260,7 @@ def validation_pictures(
 
 
 def sliding_window_validation(
-    model: tf.keras.Model, table: pd.DataFrame, patches: dataloader.Patches, batch_size: int
+    model: tf.keras.Model, table: pd.DataFrame, patches: dataloader.Patches, batch_size: int, tta: Optional[str]
 ) -> tf.keras.callbacks.Callback:
     """Each epoch, val_iou and val_f1 of the whole validation images, predicted as predict.py does with a patch
     size (sliding windows on the image rescaled by patches.scale) and scored at each image's own resolution,
@@ -272,7 +272,8 @@ def sliding_window_validation(
         for image_path, mask_path in zip(table.image, table["mask"]):
             photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
             truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
-            predicted = predict_scaled(predict_batch, photo, patches.scale, patches.size, 0.5, batch_size) > 0.5
+            probabilities = predict_scaled(predict_batch, photo, patches.scale, patches.size, 0.5, batch_size, tta)
+            predicted = probabilities > 0.5
             counts += [(predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()]
         true_positives, false_positives, false_negatives = counts
         union = true_positives + false_positives + false_negatives  # 0 for 0 as Keras' BinaryIoU
@@ -323,7 +324,8 @@ def make_callbacks(
     callbacks = []
     if args.patch_size:  # first: the callbacks after it read the val_iou it adds
         table = dataloader.read_samples(split_csv(Path(args.data_root), "valid"))
-        callbacks.append(sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size))
+        tta = None if args.tta == "none" else args.tta
+        callbacks.append(sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size, tta))
     callbacks += [
         checkpoints.CommittedEpochs(paths, args.monitor, steps),
         epoch_timer(seconds),

@@ -218,6 +218,16 @@ def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: st
     )
 
 
+def add_tta(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument(
+        "--tta",
+        default="none",
+        choices=["none", "flip"],
+        help=f"{when}flip: average the predictions of each image (or window) as it is, flipped left-right and "
+        "upside down, three times the work (default: %(default)s)",
+    )
+
+
 def add_loader_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image_size",
@@ -463,6 +473,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--wandb_project", default="segmentation", help="Weights & Biases project (default: %(default)s)"
     )
+    add_tta(parser, "with --patch_size, in validation: ")
     add_bool(parser, "--resume", False, "continue the interrupted run in WORK at the epoch where it stopped")
     add_bool(parser, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
     args = parser.parse_args(argv)
@@ -477,6 +488,8 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--resume and --overwrite exclude each other")
     if args.learning_rate == 0:
         parser.error("--learning_rate must be above 0")
+    if args.tta != "none" and not args.patch_size:
+        parser.error("--tta flip applies to the sliding-window validation of --patch_size")
     if args.patch_size and args.monitor == "val_loss":
         parser.error("--patch_size validates whole images by sliding windows, which give no loss: --monitor val_iou")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
@@ -523,13 +536,7 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="with a patch size: the share of a window's side that the next window overlaps, at least 0 and "
         "below 1 (default: %(default)s)",
     )
-    parser.add_argument(
-        "--tta",
-        default="none",
-        choices=["none", "flip"],
-        help="flip: average the predictions of each image (or window) as it is, flipped left-right and upside "
-        "down, three times the work (default: %(default)s)",
-    )
+    add_tta(parser, "")
     parser.add_argument(
         "--masks", metavar="DIR", help="true masks for --input, paired by relative path and name stem: score them"
     )

@@ -291,7 +291,7 @@ def test_val_iou_is_the_datasets_whatever_the_batch_size_and_devices(trained, sy
 
 
 def test_patch_training_validates_whole_images_as_predict_py_scores_them(synthetic_data, tmp_path):
-    run(synthetic_data, tmp_path, "--patch_size", "64", "--scale", "0.5", "--epochs", "1")
+    run(synthetic_data, tmp_path, "--patch_size", "64", "--scale", "0.5", "--epochs", "1", "--tta", "flip")
     history = pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv")
     assert (
         "val_loss" not in history
@@ -301,12 +301,13 @@ def test_patch_training_validates_whole_images_as_predict_py_scores_them(synthet
 
     weights = tmp_path / "tensorflow" / "weights" / "last-weight_resnet18.h5"
     predict.main(["--weights", str(weights), "--data_root", str(synthetic_data), "--split", "valid",
-                  "--output", str(tmp_path / "out")])  # fmt: skip
+                  "--tta", "flip", "--output", str(tmp_path / "out")])  # fmt: skip
     table = pd.read_csv(tmp_path / "out" / "metrics.csv")  # by windows at scale 0.5, from run_config.json
     micro = table.tp.sum() / (table.tp.sum() + table.fp.sum() + table.fn.sum())
     assert history.val_iou.iloc[-1] == pytest.approx(micro, abs=1e-6)
 
 
-def test_patch_training_takes_no_val_loss_monitor():
+@pytest.mark.parametrize("flags", [["--patch_size", "64", "--monitor", "val_loss"], ["--tta", "flip"]])
+def test_patch_validation_flags_need_each_other(flags):
     with pytest.raises(SystemExit):
-        train_args(["--data_root", "d", "--patch_size", "64", "--monitor", "val_loss"])
+        train_args(["--data_root", "d", *flags])
