@@ -1,4 +1,4 @@
-"""Images/s and peak memory of five ways to feed the same samples, measured in one run.
+"""Images/s and peak memory of six ways to feed the same samples, measured in one run.
 
     python benchmarks/loader_benchmark.py --data_root DATA --samples 400
 
@@ -12,10 +12,12 @@ them, and each variant reads those, with the seed's train transform at --image_s
   c  this repository's loader (dataloader.build_dataset) with its default settings (BMP cache)
   d  c's ceiling: one thread's cost per sample of c's work, times the cores
   e  c with --cache_format tfrecord: TFRecord shards of JPEG images and PNG masks
+  f  c with --patch_size --image_size --scale 1: crops of that size from BMP copies of the photos at
+     their own resolution, a third of them centred on foreground (the seed's transform on the crop)
 
 Each variant runs in a subprocess of its own, so that its peak memory (max RSS) is its own. The
 rate is that of the last of --epochs epochs, each read the way Keras' fit reads it: the first
-epoch pays for start-up (and, for c and e, the one-time cache, reported apart). The cache's
+epoch pays for start-up (and, for c, e and f, the one-time cache, reported apart). The cache's
 bytes a sample are the sizes of all the files in its folder over the number of samples.
 """
 
@@ -47,8 +49,10 @@ VARIANTS = {
     "c": "this loader",
     "d": "ceiling: 1 thread x cores",
     "e": "this loader, TFRecord cache",
+    "f": "this loader, patches at scale 1",
 }
-CACHE_FORMATS = {"c": "bmp", "e": "tfrecord"}
+CACHE_FORMATS = {"c": "bmp", "e": "tfrecord", "f": "bmp"}
+SCALES = {"f": 1.0}  # the variants that train on patches of the photos rescaled by this, not on whole images
 
 
 def parse_args() -> argparse.Namespace:
@@ -174,17 +178,18 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
         dataset = seed_recipe(table, args.image_size, args.batch_size)
         seconds, samples = time_epochs(lambda: sum(len(images) for images, _ in dataset), args.epochs)
     elif variant in CACHE_FORMATS:
-        cache_format = CACHE_FORMATS[variant]
+        cache_format, scale = CACHE_FORMATS[variant], SCALES.get(variant)
         start = time.perf_counter()
         if cache_format == "bmp":
-            dataloader.load_samples([csv_path], args.image_size, resize_first=True)
+            dataloader.load_samples([csv_path], args.image_size, resize_first=True, scale=scale)
         else:
             dataloader.record_files([csv_path], args.image_size)
         extra["cache_once_s"] = round(time.perf_counter() - start, 1)
-        cache = dataloader.cache_folder(bench_root, args.image_size, cache_format)
+        cache = dataloader.cache_folder(bench_root, args.image_size, cache_format, scale)
         extra["cache_bytes_per_sample"] = folder_bytes(cache) / len(table)
+        patches = dataloader.Patches(args.image_size, scale) if scale else None
         dataset, n = dataloader.build_dataset(
-            [csv_path], args.image_size, args.batch_size, training=True, cache_format=cache_format
+            [csv_path], args.image_size, args.batch_size, training=True, cache_format=cache_format, patches=patches
         )
         steps = dataloader.steps_per_epoch(n, args.batch_size)
         batches = iter(dataset)
@@ -246,19 +251,25 @@ def print_table(results: dict) -> None:
         peak = f"{result['peak_mib']:.0f}" if variant != "d" else "-"
         cache = f"{result['cache_bytes_per_sample']:.0f}" if variant in CACHE_FORMATS else "-"
         print(f"{variant} {VARIANTS[variant]:<30}{result['images_per_s']:>10.1f}{peak:>10}{cache:>20}")
-    for variant, what in (("c", "resized copies"), ("e", "TFRecord shards")):
+    for variant, what in (("c", "resized copies"), ("e", "TFRecord shards"), ("f", "copies at scale 1")):
         if variant in results:
             print(f"{variant}'s one-time {what}: {results[variant]['cache_once_s']} s (not in its rate)")
     if "c" in results:
         c = results["c"]["images_per_s"]
         ratios = [f"c/{v}={c / results[v]['images_per_s']:.2f}" for v in ("a", "b", "d") if v in results]
         print("ratios " + " ".join(ratios) + f" peak_mib={results['c']['peak_mib']:.0f}")
-    if "e" in results:
-        e = results["e"]
-        ratios = [f"e/{v}={e['images_per_s'] / results[v]['images_per_s']:.2f}" for v in ("b", "c") if v in results]
-        if "c" in results:
-            ratios.append(f"e_bytes/c_bytes={e['cache_bytes_per_sample'] / results['c']['cache_bytes_per_sample']:.3f}")
-        print("ratios " + " ".join(ratios) + f" peak_mib={e['peak_mib']:.0f}")
+    for name in ("e", "f"):
+        if name in results:
+            result = results[name]
+            ratios = [
+                f"{name}/{v}={result['images_per_s'] / results[v]['images_per_s']:.2f}"
+                for v in ("b", "c")
+                if v in results
+            ]
+            if "c" in results:
+                bytes_ratio = result["cache_bytes_per_sample"] / results["c"]["cache_bytes_per_sample"]
+                ratios.append(f"{name}_bytes/c_bytes={bytes_ratio:.3f}")
+            print("ratios " + " ".join(ratios) + f" peak_mib={result['peak_mib']:.0f}")
 
 
 if __name__ == "__main__":
