@@ -29,7 +29,7 @@ import dataloader
 from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
-from sliding_window import predict_scaled, window_predictor, with_tta
+from sliding_window import predict_scaled, predict_scaled_graph, window_predictor, with_tta
 from utils import UserError, exit_on_user_error, predict_args, write_image
 
 COMPARISON_ROWS = 8
@@ -127,15 +127,12 @@ def resized_probabilities(
 def windowed_probabilities(
     model: tf.keras.Model,
     paths: Sequence[Path],
-    patch_size: int,
-    scale: float,
-    overlap: float,
-    batch_size: int,
+    windows: dict,
     tta: Optional[str],
     errors: dict,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(index into paths, photo, probability map) for every image that decodes, predicted by sliding windows
-    of patch_size on the image rescaled by scale, at the image's own resolution."""
+    (window_settings) on the image rescaled by their scale, at the image's own resolution."""
     predict_batch = window_predictor(model)
     for index, path in enumerate(tqdm(paths, desc="predicting", unit="image")):
         try:
@@ -143,7 +140,18 @@ def windowed_probabilities(
         except (ValueError, OSError) as error:
             errors[index] = str(error)
             continue
-        yield index, photo, predict_scaled(predict_batch, photo, scale, patch_size, overlap, batch_size, tta)
+        yield index, photo, predict_scaled(predict_batch, photo, **windows, tta=tta)
+
+
+def window_settings(args: argparse.Namespace) -> Optional[dict]:
+    """patch_size, scale, overlap and batch_size of sliding-window prediction: --patch_size and --scale, else the
+    run's (run_config.json); None without a patch size."""
+    trained = run_config(Path(args.weights))
+    patch_size = args.patch_size or trained.get("patch_size")
+    if not patch_size:
+        return None
+    scale = args.scale or trained.get("scale") or 1.0
+    return {"patch_size": patch_size, "scale": scale, "overlap": args.overlap, "batch_size": args.batch_size}
 
 
 def predict_probabilities(
@@ -152,11 +160,9 @@ def predict_probabilities(
     """(index into paths, photo, probability map at the photo's size) for every image that decodes: by
     sliding windows when there is a patch size (--patch_size, or the run's), else each image resized."""
     tta = None if args.tta == "none" else args.tta
-    trained = run_config(Path(args.weights))
-    patch_size = args.patch_size or trained.get("patch_size")
-    if patch_size:
-        scale = args.scale or trained.get("scale") or 1.0
-        return windowed_probabilities(model, paths, patch_size, scale, args.overlap, args.batch_size, tta, errors)
+    windows = window_settings(args)
+    if windows:
+        return windowed_probabilities(model, paths, windows, tta, errors)
     return resized_probabilities(model, paths, size, args.batch_size, tta, errors)
 
 
@@ -291,11 +297,18 @@ def predict_and_score(model: tf.keras.Model, size: int, args: argparse.Namespace
     report(out, len(images) - len(errors), rows, samples, left_out, Path(args.comparison or out / "comparison.png"))
 
 
-def export_savedmodel(model: tf.keras.Model, size: int, folder: Path) -> None:
-    """A SavedModel that needs only TensorFlow: uint8 images of any size in, probabilities at that size out."""
+def export_savedmodel(model: tf.keras.Model, size: int, folder: Path, windows: Optional[dict] = None) -> None:
+    """A SavedModel that needs only TensorFlow: uint8 images of any size in, probabilities at that size out;
+    by sliding windows as predict.py does when windows gives patch_size, scale, overlap and batch_size."""
+
+    def by_windows(image: tf.Tensor) -> tf.Tensor:
+        predict = lambda batch: model(tf.cast(batch, tf.float32) / 255.0, training=False)  # noqa: E731
+        return predict_scaled_graph(predict, image, **windows)[..., None]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(images: tf.Tensor) -> dict:
+        if windows:
+            return {"probabilities": tf.map_fn(by_windows, images, fn_output_signature=tf.float32)}
         probabilities = model(resize_for_model(images, size), training=False)
         return {"probabilities": to_size(probabilities, tf.shape(images)[1], tf.shape(images)[2])}
 
@@ -332,10 +345,11 @@ def use_model(args: argparse.Namespace) -> None:
     if not args.weights:
         return
     model, size = load_model(Path(args.weights), args.backbone, args.image_size)
+    windows = window_settings(args)
     if "savedmodel" in args.export:
-        export_savedmodel(model, size, out / "savedmodel")
-    if "tflite" in args.export:
-        export_tflite(model, size, out / "model_float16.tflite")
+        export_savedmodel(model, size, out / "savedmodel", windows)
+    if "tflite" in args.export:  # of a patch run: its window; the app slides it
+        export_tflite(model, windows["patch_size"] if windows else size, out / "model_float16.tflite")
     if args.input or args.data_root:
         predict_and_score(model, size, args, out)
 

@@ -8,8 +8,10 @@ predict_batch is any function from a batch of windows (N, P, P, 3), uint8 or flo
 
 from typing import Callable, Optional
 
-import cv2
+import keras2  # noqa: F401
+
 import numpy as np
+import tensorflow as tf
 
 from utils import UserError
 
@@ -150,12 +152,93 @@ def predict_scaled(
     tta: Optional[str] = None,
 ) -> np.ndarray:
     """H x W probabilities of an H x W image predicted by sliding windows on the image rescaled by scale (as
-    patch training saw it), then brought back to H x W."""
-    height, width = image.shape[:2]
-    if scale != 1:
-        target = (max(1, round(width * scale)), max(1, round(height * scale)))
-        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)  # as the training copies were made
-    probabilities = predict_sliding(predict_batch, image, patch_size, overlap, batch_size, tta)
-    if scale != 1:
-        probabilities = cv2.resize(probabilities, (width, height), interpolation=cv2.INTER_LINEAR)
-    return probabilities
+    patch training saw it), then brought back to H x W. TensorFlow's resizing, so that the SavedModel's graph
+    (predict_scaled_graph) gives the same."""
+    if scale == 1:
+        return predict_sliding(predict_batch, image, patch_size, overlap, batch_size, tta)
+    probabilities = predict_sliding(predict_batch, rescale(image, scale).numpy(), patch_size, overlap, batch_size, tta)
+    return tf.image.resize(probabilities[..., None], image.shape[:2]).numpy()[..., 0]
+
+
+def rescale(image, scale: float) -> tf.Tensor:
+    """A uint8 H x W x C image with its sides times scale (rounded, at least 1), averaged over areas as the
+    training copies were (cv2's INTER_AREA), back in uint8."""
+    size = tf.maximum(1, tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float64) * scale), tf.int32))
+    return tf.cast(tf.round(tf.image.resize(image, size, method="area")), tf.uint8)
+
+
+def reflect_indices(length: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """Indices 0..size-1 into an axis of length, reflected at its ends as np.pad's "reflect" does, however far."""
+    period = tf.maximum(2 * (length - 1), 1)
+    place = tf.math.floormod(tf.range(size), period)
+    return tf.minimum(tf.where(place < length, place, period - place), length - 1)
+
+
+def graph_window_starts(length: tf.Tensor, patch_size: int, overlap: float) -> tf.Tensor:
+    """window_starts in TensorFlow, for an axis whose length is known only when the graph runs."""
+    step = max(1, int(round(patch_size * (1 - overlap), 6)))
+    last = tf.maximum(0, length - patch_size)
+    return tf.concat([tf.range(0, last, step), [last]], 0)
+
+
+def band_sums(predict: Callable, band: tf.Tensor, columns: tf.Tensor, weights: tf.Tensor, batch_size: int):
+    """The weighted predictions and the weights of one band's windows, summed over a band of the padded width."""
+    patch_size = weights.shape[0]
+    width = tf.shape(band)[1]
+    windows = tf.map_fn(lambda x: band[:, x : x + patch_size], columns, fn_output_signature=band.dtype)
+    starts = tf.range(0, tf.size(columns), batch_size)
+    predictions = tf.map_fn(
+        lambda first: tf.pad(predict(windows[first : first + batch_size]), [[0, batch_size], [0, 0], [0, 0], [0, 0]])[
+            :batch_size
+        ],
+        starts,
+        fn_output_signature=tf.float32,
+    )
+    predictions = tf.reshape(predictions, [-1, patch_size, patch_size])[: tf.size(columns)]
+
+    def place(pair: tuple) -> tuple:
+        x, prediction = pair
+        padding = [[0, 0], [x, width - x - patch_size]]
+        return tf.pad(weights * prediction, padding), tf.pad(weights, padding)
+
+    placed, placed_weights = tf.map_fn(place, (columns, predictions), fn_output_signature=(tf.float32, tf.float32))
+    return tf.reduce_sum(placed, 0), tf.reduce_sum(placed_weights, 0)
+
+
+def predict_sliding_graph(
+    predict: Callable, image: tf.Tensor, patch_size: int, overlap: float = 0.5, batch_size: int = 8
+) -> tf.Tensor:
+    """predict_sliding in TensorFlow, for a SavedModel: H x W probabilities of one H x W x 3 image, where
+    predict maps windows (N, P, P, 3) of the image's dtype to probabilities (N, P, P, 1). The same windows,
+    weights and padding, band by band: a band's sums are all that is held besides the output."""
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    padded_width = tf.maximum(width, patch_size)
+    image = tf.gather(image, reflect_indices(width, padded_width), axis=1)
+    weights = tf.constant(gaussian_weights(patch_size))
+    rows, columns = graph_window_starts(height, patch_size, overlap), graph_window_starts(width, patch_size, overlap)
+    next_rows = tf.concat([rows[1:], [rows[-1] + patch_size]], 0)
+    finished = tf.TensorArray(tf.float32, size=tf.size(rows), infer_shape=False)
+    sums = tf.zeros([patch_size, padded_width])
+    weight_sums = tf.zeros([patch_size, padded_width])
+    for i in tf.range(tf.size(rows)):
+        top, next_top = rows[i], next_rows[i]
+        band = tf.gather(image, reflect_indices(height, top + patch_size)[top:], axis=0)
+        band_sum, band_weights = band_sums(predict, band, columns, weights, batch_size)
+        sums, weight_sums = sums + band_sum, weight_sums + band_weights
+        final = tf.minimum(next_top, height) - top
+        finished = finished.write(i, sums[:final, :width] / weight_sums[:final, :width])
+        shift, shape = next_top - top, sums.shape  # the loop needs the shape that concat loses
+        sums = tf.ensure_shape(tf.concat([sums[shift:], tf.zeros([shift, padded_width])], 0), shape)
+        weight_sums = tf.ensure_shape(tf.concat([weight_sums[shift:], tf.zeros([shift, padded_width])], 0), shape)
+    return tf.reshape(finished.concat(), [height, width])
+
+
+def predict_scaled_graph(
+    predict: Callable, image: tf.Tensor, scale: float, patch_size: int, overlap: float = 0.5, batch_size: int = 8
+) -> tf.Tensor:
+    """predict_scaled in TensorFlow: H x W probabilities of one uint8 H x W x 3 image, where predict maps uint8
+    windows to probabilities."""
+    if scale == 1:
+        return predict_sliding_graph(predict, image, patch_size, overlap, batch_size)
+    probabilities = predict_sliding_graph(predict, rescale(image, scale), patch_size, overlap, batch_size)
+    return tf.image.resize(probabilities[..., None], tf.shape(image)[:2])[..., 0]

@@ -1,5 +1,7 @@
 """predict.py: masks at each image's size, scores, exports that agree with the Keras model, pictures."""
 
+import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 import predict
+import sliding_window
 
 
 def weights_of(trained: Path) -> str:
@@ -170,3 +173,25 @@ def test_weights_without_run_config_need_backbone_and_size(trained, tmp_path, ca
     with pytest.raises(SystemExit) as exit_info:
         predict.main(["--weights", str(lone), "--export", "tflite", "--output", str(tmp_path)])
     assert exit_info.value.code == 2 and "--backbone and --image_size" in capsys.readouterr().err
+
+
+def test_a_patch_runs_savedmodel_slides_windows_as_predict_py_does(trained, synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "weights", run / "weights")
+    config = json.loads((trained / "run_config.json").read_text())
+    config["args"].update(patch_size=64, scale=0.5)
+    (run / "run_config.json").write_text(json.dumps(config))
+    weights = str(run / "weights" / "best-weight_resnet18.h5")
+    predict.main(["--weights", weights, "--export", "savedmodel", "--output", str(tmp_path / "out")])
+    image = cv2.cvtColor(
+        cv2.imread(str(sorted((synthetic_data / "valid" / "images").rglob("*.*"))[0])), cv2.COLOR_BGR2RGB
+    )
+    np.save(tmp_path / "image.npy", image[None])
+    command = [sys.executable, "-c", LOAD_WITHOUT_SEGMENTATION_MODELS, str(tmp_path / "out" / "savedmodel"),
+               str(tmp_path / "image.npy"), str(tmp_path / "served.npy")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    model, _ = predict.load_model(Path(weights), None, None)
+    expected = sliding_window.predict_scaled(sliding_window.window_predictor(model), image, 0.5, 64)
+    served = np.load(tmp_path / "served.npy")
+    assert served.shape == (1, *image.shape[:2], 1) and np.abs(served[0, ..., 0] - expected).max() < 1e-4

@@ -32,14 +32,18 @@ def by_position(windows: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def conv_net():
+def tiny_net() -> tf.keras.Model:
     """A tiny fixed random conv net with zero 'same' padding: what it says near a border depends on the window."""
     layers = [
         tf.keras.layers.Conv2D(4, 3, padding="same", activation="relu", kernel_initializer=glorot(seed=0)),
         tf.keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", kernel_initializer=glorot(seed=1)),
     ]
-    net = tf.keras.Sequential([tf.keras.Input((None, None, 3)), *layers])
-    return lambda windows: net(tf.cast(windows, tf.float32) / 255, training=False).numpy()
+    return tf.keras.Sequential([tf.keras.Input((None, None, 3)), *layers])
+
+
+@pytest.fixture(scope="module")
+def conv_net(tiny_net):
+    return lambda windows: tiny_net(tf.cast(windows, tf.float32) / 255, training=False).numpy()
 
 
 def photo(height: int, width: int) -> np.ndarray:
@@ -194,12 +198,26 @@ def test_predict_slides_windows_when_the_run_was_trained_on_patches(trained, syn
     (run / "run_config.json").write_text(json.dumps(config))
     patch_sizes = []
 
-    def spy(predict_batch, image, patch_size, *rest):
-        patch_sizes.append(patch_size)
-        return sw.predict_sliding(predict_batch, image, patch_size, *rest)
+    def spy(predict_batch, image, **settings):
+        patch_sizes.append(settings["patch_size"])
+        return sw.predict_scaled(predict_batch, image, **settings)
 
-    monkeypatch.setattr(predict, "predict_sliding", spy)
+    monkeypatch.setattr(predict, "predict_scaled", spy)
     image = sorted((synthetic_data / "valid" / "images").rglob("*.*"))[0]
     predict.main(["--weights", str(run / "weights" / "best-weight_resnet18.h5"), "--input", str(image),
                   "--output", str(tmp_path / "out")])  # fmt: skip
     assert patch_sizes == [64]
+
+
+@pytest.mark.parametrize("height, width", [(50, 40), (134, 159), (300, 200), (64, 64)])
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_the_graph_for_savedmodels_predicts_as_predict_scaled_does(tiny_net, conv_net, height, width, scale):
+    image = photo(height, width)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])  # sizes known only when it runs
+    def graph(image: tf.Tensor) -> tf.Tensor:
+        predict = lambda windows: tiny_net(tf.cast(windows, tf.float32) / 255, training=False)  # noqa: E731
+        return sw.predict_scaled_graph(predict, image, scale, 64, 0.5, 3)
+
+    expected = sw.predict_scaled(conv_net, image, scale, 64, 0.5, 3)
+    assert np.abs(graph(tf.constant(image)).numpy() - expected).max() < 1e-5
