@@ -381,6 +381,8 @@ def sample_seed(seed: int, index: int) -> int:
 def pad_to_patch(pixels: np.ndarray, size: int) -> np.ndarray:
     """pixels grown with zeros, evenly on both sides, to at least size x size."""
     rows, columns = max(0, size - pixels.shape[0]), max(0, size - pixels.shape[1])
+    if not rows and not columns:  # np.pad would copy the whole image
+        return pixels
     return np.pad(pixels, ((rows // 2, rows - rows // 2), (columns // 2, columns - columns // 2), (0, 0)))
 
 
