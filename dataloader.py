@@ -395,12 +395,26 @@ def crop_corner(
     if rng is None:
         return (height - size) // 2, (width - size) // 2
     if rng.random() < foreground_share:
-        rows, columns = np.nonzero(mask[..., 0])
-        if len(rows):
-            pick = rng.integers(len(rows))
-            top, left = rows[pick] - size // 2, columns[pick] - size // 2
+        spot = foreground_pixel(mask[..., 0], rng)
+        if spot is not None:
+            top, left = spot[0] - size // 2, spot[1] - size // 2
             return int(np.clip(top, 0, height - size)), int(np.clip(left, 0, width - size))
     return int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+
+
+def foreground_pixel(mask: np.ndarray, rng: np.random.Generator, tries: int = 4096) -> Optional[tuple[int, int]]:
+    """(row, column) of a foreground pixel drawn uniformly, or None without one: the first among `tries` random
+    pixels, a few microseconds where there is some foreground, else among all (np.nonzero searches the whole
+    mask: 2 ms for a 1079 x 607 photo)."""
+    rows, columns = rng.integers(mask.shape[0], size=tries), rng.integers(mask.shape[1], size=tries)
+    hits = np.flatnonzero(mask[rows, columns])
+    if len(hits):
+        return int(rows[hits[0]]), int(columns[hits[0]])
+    rows, columns = np.nonzero(mask)
+    if not len(rows):
+        return None
+    pick = rng.integers(len(rows))
+    return int(rows[pick]), int(columns[pick])
 
 
 def crop(

@@ -365,3 +365,14 @@ def test_patch_batches_are_crops_of_the_rescaled_copies(synthetic_data):
     photo = cv2.imread(str(synthetic_data / relative))
     copy = cv2.imread(str(synthetic_data / "cache" / "scale0.5" / relative.with_suffix(".bmp")))
     assert copy.shape == (round(photo.shape[0] * 0.5), round(photo.shape[1] * 0.5), 3)
+
+
+@pytest.mark.parametrize("tries", [4096, 1])  # 1: almost always the search of the whole mask
+def test_foreground_pixels_are_drawn_uniformly(tries):
+    mask = np.zeros((500, 500), np.uint8)
+    mask[10:13, 10:13] = 255  # 9 pixels
+    mask[400:409, 300:309] = 255  # 81 pixels: 90% of the foreground
+    rng = np.random.default_rng(2)
+    rows = [dataloader.foreground_pixel(mask, rng, tries)[0] for _ in range(2000)]
+    assert abs(np.mean(np.array(rows) >= 400) - 0.9) <= 0.03
+    assert dataloader.foreground_pixel(np.zeros((5, 5), np.uint8), rng) is None
