@@ -13,6 +13,10 @@ memory does not depend on the number of samples.
 With cache_format "tfrecord" the resized samples are kept instead in TFRecord shard files
 (DATA/cache/<size>px-tfrecord/<csv stem>/), the image as JPEG and the mask as PNG: about 14 times
 smaller than the BMP copies, read as a few large files, and shardable by file over several workers.
+
+With patches (--patch_size), the images are rescaled by --scale and kept uncompressed as .npy arrays in
+DATA/cache/scale<S>/, with each mask's foreground locations. Each sample is then a crop, for which only
+the crop's rows are read, however large the image.
 """
 
 import argparse
@@ -24,7 +28,7 @@ import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable, NamedTuple, Optional, Sequence
+from typing import BinaryIO, Callable, NamedTuple, Optional, Sequence
 
 import keras2  # noqa: F401
 
@@ -37,7 +41,16 @@ from tqdm import tqdm
 
 from data_preparation import CSV_FOLDER, split_csv
 from pictures import save_grid
-from utils import UserError, dataloader_args, exit_on_user_error, is_up_to_date, replacing, write_image, write_text
+from utils import (
+    UserError,
+    dataloader_args,
+    exit_on_user_error,
+    is_up_to_date,
+    replacing,
+    write_array,
+    write_image,
+    write_text,
+)
 
 CACHE_FOLDER = "cache"
 CACHE_FORMATS = ("bmp", "tfrecord")
@@ -59,6 +72,8 @@ MANIFEST = "manifest.json"
 IMAGE_KEY = "image/encoded"
 MASK_KEY = "image/segmentation/class/encoded"
 RECORD_FEATURES = {key: tf.io.FixedLenFeature([], tf.string) for key in (IMAGE_KEY, MASK_KEY)}
+# Foreground locations kept a mask to centre crops on: nnU-Net's 10,000, or 1% of them if that is more
+FOREGROUND_LOCATIONS = 10_000
 
 
 class RecordFile(NamedTuple):
@@ -143,35 +158,73 @@ def resized(source: str, size: int, is_mask: bool, scale: Optional[float] = None
 
 
 def cache_folder(data_root: Path, size: int, cache_format: str, scale: Optional[float] = None) -> Path:
-    """DATA/cache/<size>px/ for the BMP copies (scale<S>/ for copies rescaled by S), DATA/cache/<size>px-tfrecord/
-    for the TFRecord shards."""
+    """DATA/cache/<size>px/ for the BMP copies (scale<S>/ for the patch sources rescaled by S),
+    DATA/cache/<size>px-tfrecord/ for the TFRecord shards."""
     if scale is not None:
         return data_root / CACHE_FOLDER / f"scale{scale:g}"
     return data_root / CACHE_FOLDER / (f"{size}px" if cache_format == "bmp" else f"{size}px-tfrecord")
 
 
+def foreground_file(mask_copy: str) -> Path:
+    """Where a mask's patch source keeps its foreground locations: beside it, ending .foreground (no copy does)."""
+    return Path(mask_copy).with_suffix(".foreground")
+
+
+def foreground_locations(mask: np.ndarray) -> np.ndarray:
+    """(row, column) of the foreground pixels of a 2-D mask, int32: all of them up to FOREGROUND_LOCATIONS,
+    else a uniform sample of that many or of 1% of them, the more (nnU-Net's rule), the same for the same mask."""
+    flat = np.flatnonzero(mask)
+    keep = max(FOREGROUND_LOCATIONS, math.ceil(len(flat) / 100))
+    if len(flat) > keep:
+        flat = np.random.default_rng(0).choice(flat, keep, replace=False)
+    return np.stack(np.unravel_index(flat, mask.shape), axis=1).astype(np.int32)
+
+
+def write_patch_source(path: Path, pixels: np.ndarray, is_mask: bool, made_from: Path) -> None:
+    """A copy that crops are read from (read_crop): a .npy array, RGB or one channel. A mask's
+    foreground locations are written before it, so that a mask found up to date has them."""
+    if is_mask:
+        write_array(foreground_file(str(path)), foreground_locations(pixels), made_from)
+        pixels = pixels[..., None]
+    else:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    write_array(path, pixels, made_from)
+
+
 def resize_file(task: tuple[str, str, bool], size: int, scale: Optional[float] = None) -> None:
+    """Write one copy: a BMP at size x size, or with scale a patch source rescaled by it."""
     source, target, is_mask = task
-    write_image(Path(target), resized(source, size, is_mask, scale), made_from=Path(source))
+    pixels = resized(source, size, is_mask, scale)
+    if scale is None:
+        write_image(Path(target), pixels, made_from=Path(source))
+    else:
+        write_patch_source(Path(target), pixels, is_mask, made_from=Path(source))
+
+
+def written_files(target: str, is_mask: bool, scale: Optional[float]) -> list[Path]:
+    """The files resize_file writes for a copy: the copy, and for a mask's patch source its foreground locations."""
+    return [Path(target), foreground_file(target)] if is_mask and scale is not None else [Path(target)]
 
 
 def resized_copies(table: pd.DataFrame, csv_path: Path, size: int, scale: Optional[float] = None) -> pd.DataFrame:
-    """Point the table at BMP copies resized to size x size (with scale: rescaled by it), writing those missing
-    or not made from their source as it is now.
+    """Point the table at BMP copies resized to size x size (with scale: .npy patch sources rescaled by it),
+    writing those missing or not made from their source as it is now.
 
     BMP because decoding is most of the cost left at training size: a 384 px BMP decodes in about
     0.5 ms, the same PNG in about 3.5 ms.
     """
     data_root = csv_path.parent.parent
     cache = cache_folder(data_root, size, "bmp", scale)
+    suffix = ".bmp" if scale is None else ".npy"
     resized = table.copy()
     tasks = []
     for column in ("image", "mask"):
-        resized[column] = [str(cache / Path(p).relative_to(data_root).with_suffix(".bmp")) for p in table[column]]
+        is_mask = column == "mask"
+        resized[column] = [str(cache / Path(p).relative_to(data_root).with_suffix(suffix)) for p in table[column]]
         tasks += [
-            (source, target, column == "mask")
+            (source, target, is_mask)
             for source, target in zip(table[column], resized[column])
-            if not is_up_to_date(Path(source), Path(target))
+            if not all(is_up_to_date(Path(source), made) for made in written_files(target, is_mask, scale))
         ]
     if tasks:
         with ProcessPoolExecutor() as pool:
@@ -381,58 +434,72 @@ def sample_seed(seed: int, index: int) -> int:
 def pad_to_patch(pixels: np.ndarray, size: int) -> np.ndarray:
     """pixels grown with zeros, evenly on both sides, to at least size x size."""
     rows, columns = max(0, size - pixels.shape[0]), max(0, size - pixels.shape[1])
-    if not rows and not columns:  # np.pad would copy the whole image
+    if not rows and not columns:  # np.pad would copy it
         return pixels
     return np.pad(pixels, ((rows // 2, rows - rows // 2), (columns // 2, columns - columns // 2), (0, 0)))
 
 
 def crop_corner(
-    mask: np.ndarray, size: int, foreground_share: float, rng: Optional[np.random.Generator]
+    shape: tuple[int, int],
+    locations: np.ndarray,
+    size: int,
+    foreground_share: float,
+    rng: Optional[np.random.Generator],
 ) -> tuple[int, int]:
-    """(top, left) of a size x size crop: with probability foreground_share centred on a random foreground
-    pixel (the crop moved inside the image still holds it), else anywhere; the centre crop without rng."""
-    height, width = mask.shape[:2]
+    """(top, left) of a size x size crop of an image of shape (height, width): with probability foreground_share
+    centred on one of the foreground locations drawn uniformly (the crop moved inside the image still holds
+    it), else anywhere; the centre crop without rng. An axis shorter than size is taken whole."""
+    last_top, last_left = max(0, shape[0] - size), max(0, shape[1] - size)
     if rng is None:
-        return (height - size) // 2, (width - size) // 2
-    if rng.random() < foreground_share:
-        spot = foreground_pixel(mask[..., 0], rng)
-        if spot is not None:
-            top, left = spot[0] - size // 2, spot[1] - size // 2
-            return int(np.clip(top, 0, height - size)), int(np.clip(left, 0, width - size))
-    return int(rng.integers(height - size + 1)), int(rng.integers(width - size + 1))
+        return last_top // 2, last_left // 2
+    if rng.random() < foreground_share and len(locations):
+        row, column = locations[rng.integers(len(locations))]
+        return min(max(int(row) - size // 2, 0), last_top), min(max(int(column) - size // 2, 0), last_left)
+    return int(rng.integers(last_top + 1)), int(rng.integers(last_left + 1))
 
 
-def foreground_pixel(mask: np.ndarray, rng: np.random.Generator, tries: int = 4096) -> Optional[tuple[int, int]]:
-    """(row, column) of a foreground pixel drawn uniformly, or None without one: the first among `tries` random
-    pixels, a few microseconds where there is some foreground, else among all (np.nonzero searches the whole
-    mask: 2 ms for a 1079 x 607 photo)."""
-    rows, columns = rng.integers(mask.shape[0], size=tries), rng.integers(mask.shape[1], size=tries)
-    hits = np.flatnonzero(mask[rows, columns])
-    if len(hits):
-        return int(rows[hits[0]]), int(columns[hits[0]])
-    rows, columns = np.nonzero(mask)
-    if not len(rows):
-        return None
-    pick = rng.integers(len(rows))
-    return int(rows[pick]), int(columns[pick])
+def npy_layout(file: BinaryIO) -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and offset of the data of the .npy array (C order, as np.save writes it) in an open file."""
+    version = np.lib.format.read_magic(file)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(file)
+    return shape, dtype, file.tell()
 
 
-def crop(
-    image: np.ndarray, mask: np.ndarray, patches: Patches, rng: Optional[np.random.Generator]
+def read_rows(file: BinaryIO, layout: tuple[tuple[int, ...], np.dtype, int], top: int, count: int) -> np.ndarray:
+    """Rows top to top + count (fewer at the bottom edge) of the .npy array of this layout (npy_layout) in an open
+    file, and no more of it."""
+    shape, dtype, offset = layout
+    row_bytes = math.prod(shape[1:]) * dtype.itemsize
+    rows = min(count, shape[0] - top)
+    # one pread, which releases the GIL; a memory map of each file measured slower in tf.data's threads
+    data = os.pread(file.fileno(), rows * row_bytes, offset + top * row_bytes)
+    return np.frombuffer(data, dtype).reshape(rows, *shape[1:])
+
+
+def read_crop(
+    image_path: str, mask_path: str, patches: Patches, rng: Optional[np.random.Generator]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One patches.size crop of image and mask alike (see crop_corner), padded first where they are smaller."""
-    image, mask = pad_to_patch(image, patches.size), pad_to_patch(mask, patches.size)
-    top, left = crop_corner(mask, patches.size, patches.foreground_share, rng)
-    window = (slice(top, top + patches.size), slice(left, left + patches.size))
-    return image[window], mask[window]
+    """One patches.size crop of a sample's patch sources, image and mask alike (see crop_corner), padded with
+    zeros where they are smaller. Only the crop's rows are read, so that its cost does not grow with the
+    image's height."""
+    size = patches.size
+    with open(image_path, "rb") as image_file, open(mask_path, "rb") as mask_file:
+        files = image_file, mask_file
+        layouts = [npy_layout(file) for file in files]
+        locations = np.load(foreground_file(mask_path))
+        top, left = crop_corner(layouts[1][0][:2], locations, size, patches.foreground_share, rng)
+        image, mask = (read_rows(f, layout, top, size)[:, left : left + size] for f, layout in zip(files, layouts))
+    return pad_to_patch(np.array(image), size), pad_to_patch(np.array(mask), size)
 
 
 def augment_function(
     transform: A.Compose, size: int, seed: int, patches: Optional[Patches] = None, random_crops: bool = True
 ) -> Callable:
     """(index, (image bytes, mask bytes)) to (image, mask): decode with TensorFlow ops, augment with
-    albumentations in a numpy function (uint8 in, uint8 out). With patches, a crop of each sample comes
-    first: random (seeded by sample_seed) with random_crops, else the centre crop.
+    albumentations in a numpy function (uint8 in, uint8 out). With patches, (index, (image path, mask path)) of
+    patch sources instead, each read as a crop (read_crop): random (seeded by sample_seed) with random_crops,
+    else the centre crop.
     Each thread has its own copy of the transform, seeded for each sample by sample_seed: a run repeats
     exactly, which a random generator shared by the threads would not."""
     # By thread id, not in a threading.local: TensorFlow calls the numpy function from threads of its own,
@@ -444,18 +511,22 @@ def augment_function(
         if own is None:
             own = copies[threading.get_ident()] = copy.deepcopy(transform)
         own.set_random_seed(sample_seed(seed, int(index)))
-        if patches:
-            rng = np.random.default_rng(sample_seed(seed, int(index))) if random_crops else None
-            image, mask = crop(image, mask, patches, rng)
         augmented = own(image=image, mask=mask)
         return augmented["image"], augmented["mask"]
 
-    def load_and_augment(index: tf.Tensor, encoded: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-        # decode_image reads the JPEG/PNG records, the BMP copies and the full-size PNGs alike;
-        # masks are stored with one channel
-        image = tf.io.decode_image(encoded[0], channels=3, expand_animations=False)
-        mask = tf.io.decode_image(encoded[1], expand_animations=False)
-        image, mask = tf.numpy_function(augment, [index, image, mask], [tf.uint8, tf.uint8])
+    def crop_and_augment(index: np.int64, image_path: bytes, mask_path: bytes) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(sample_seed(seed, int(index))) if random_crops else None
+        return augment(index, *read_crop(image_path.decode(), mask_path.decode(), patches, rng))
+
+    def load_and_augment(index: tf.Tensor, sample: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        if patches:
+            image, mask = tf.numpy_function(crop_and_augment, [index, *sample], [tf.uint8, tf.uint8])
+        else:
+            # decode_image reads the JPEG/PNG records, the BMP copies and the full-size PNGs alike;
+            # masks are stored with one channel
+            image = tf.io.decode_image(sample[0], channels=3, expand_animations=False)
+            mask = tf.io.decode_image(sample[1], expand_animations=False)
+            image, mask = tf.numpy_function(augment, [index, image, mask], [tf.uint8, tf.uint8])
         image.set_shape((size, size, 3))
         mask.set_shape((size, size, 1))
         return image, mask
@@ -491,13 +562,11 @@ def group_mix(tables: list[pd.DataFrame], weights: Optional[Sequence[float]], se
 def path_samples(
     tables: list[pd.DataFrame], training: bool, balance: bool, group_weights: Optional[Sequence[float]], seed: int
 ) -> tf.data.Dataset:
-    """Encoded (image, mask) pairs read from the files the tables list; with balance (training only) each
-    table is a group (group_mix)."""
+    """(image path, mask path) pairs of the tables; with balance (training only) each table is a group
+    (group_mix)."""
     if training and balance:
-        paths = group_mix(tables, group_weights, seed)
-    else:
-        paths = path_dataset(pd.concat(tables), training, seed)
-    return paths.map(read_pair, num_parallel_calls=tf.data.AUTOTUNE)
+        return group_mix(tables, group_weights, seed)
+    return path_dataset(pd.concat(tables), training, seed)
 
 
 def record_samples(
@@ -565,25 +634,27 @@ def build_dataset(
     if cache_format == "tfrecord" and not resize_first:
         raise UserError("--cache_format tfrecord keeps the samples at --image_size: it needs --resize_first True")
     if patches and cache_format != "bmp":
-        raise UserError("--patch_size crops the BMP copies at --scale: it needs --cache_format bmp")
+        raise UserError("--patch_size crops uncompressed copies at --scale: it needs --cache_format bmp")
     size = patches.size if patches else image_size
     transform = train_transform(size) if training else valid_transform(size)
     load = augment_function(transform, size, seed, patches, random_crops=training)
     shard = shard if training else (1, 0)  # validation: each worker reads it all, to score its part of each batch
     if cache_format == "tfrecord":
         files = record_files(csv_paths, image_size)
-        encoded, _ = record_samples(files, training, balance, group_weights, seed, shard)
+        samples, _ = record_samples(files, training, balance, group_weights, seed, shard)
         n_samples = sum(f.records for group in files for f in group)
     else:
         tables, n_samples = load_samples(csv_paths, image_size, resize_first, shard, patches and patches.scale)
-        encoded = path_samples(tables, training, balance, group_weights, seed)
+        samples = path_samples(tables, training, balance, group_weights, seed)
+        if not patches:  # patches read their own crops
+            samples = samples.map(read_pair, num_parallel_calls=tf.data.AUTOTUNE)
     if training:
         count, index = shard
         indices = tf.data.Dataset.range(index, 2**62, count)  # each sample's place among all workers' samples
-        loaded = tf.data.Dataset.zip(indices, encoded).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        loaded = tf.data.Dataset.zip(indices, samples).map(load, num_parallel_calls=tf.data.AUTOTUNE)
         batches = loaded.batch(batch_size, drop_remainder=True)
     else:
-        batches = batch_in_order(encoded.enumerate(), n_samples, batch_size, replicas, load)
+        batches = batch_in_order(samples.enumerate(), n_samples, batch_size, replicas, load)
         options = tf.data.Options()  # every worker reads the set and scores its part of each batch
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         batches = batches.with_options(options)

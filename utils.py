@@ -2,6 +2,7 @@
 
 import argparse
 import contextlib
+import io
 import math
 import os
 import socket
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -65,7 +66,7 @@ def replacing(path: Path) -> Iterator[Path]:
     os.replace(temporary, path)
 
 
-def write_bytes(path: Path, data: bytes, made_from: Optional[Path] = None) -> None:
+def write_bytes(path: Path, data: Union[bytes, memoryview], made_from: Optional[Path] = None) -> None:
     """Write whole or not at all (see replacing)."""
     with replacing(path) as temporary:
         temporary.write_bytes(data)
@@ -83,6 +84,13 @@ def write_image(path: Path, array: np.ndarray, made_from: Optional[Path] = None)
     if not ok:
         raise ValueError(f"cannot be encoded as {path.suffix}")
     write_bytes(path, encoded.tobytes(), made_from)
+
+
+def write_array(path: Path, array: np.ndarray, made_from: Optional[Path] = None) -> None:
+    """Write in NumPy's .npy format, whatever path's suffix, whole or not at all (see write_bytes)."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_bytes(path, buffer.getbuffer(), made_from)
 
 
 def add_data_root(parser: argparse.ArgumentParser) -> None:
@@ -281,7 +289,8 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="train on random P x P pixel crops (a multiple of 32) of the images rescaled by --scale, instead of "
         "whole images squashed to --image_size, and validate whole images by sliding P x P windows, scored at "
-        "their own resolution; for large images and small structures (default: off)",
+        "their own resolution; for large images and small structures. Crops are read, only their own rows, from "
+        "uncompressed copies in DATA/cache/scale<S>/, about 4 bytes a pixel of the rescaled images (default: off)",
     )
     parser.add_argument(
         "--scale",
@@ -313,7 +322,9 @@ def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
     if args.cache_format == "tfrecord" and not args.resize_first:
         parser.error("--cache_format tfrecord keeps the samples at --image_size: it needs --resize_first True")
     if args.patch_size and (args.cache_format != "bmp" or not args.resize_first):
-        parser.error("--patch_size crops the BMP copies at --scale: it needs --cache_format bmp --resize_first True")
+        parser.error(
+            "--patch_size crops uncompressed copies at --scale: it needs --cache_format bmp --resize_first True"
+        )
 
 
 def dataloader_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

@@ -12,8 +12,9 @@ them, and each variant reads those, with the seed's train transform at --image_s
   c  this repository's loader (dataloader.build_dataset) with its default settings (BMP cache)
   d  c's ceiling: one thread's cost per sample of c's work, times the cores
   e  c with --cache_format tfrecord: TFRecord shards of JPEG images and PNG masks
-  f  c with --patch_size --image_size --scale 1: crops of that size from BMP copies of the photos at
-     their own resolution, a third of them centred on foreground (the seed's transform on the crop)
+  f  c with --patch_size --image_size --scale 1: crops of that size, only their rows read, from .npy
+     copies of the photos at their own resolution, a third of them centred on foreground (the seed's
+     transform on the crop)
 
 Each variant runs in a subprocess of its own, so that its peak memory (max RSS) is its own. The
 rate is that of the last of --epochs epochs, each read the way Keras' fit reads it: the first

@@ -335,23 +335,58 @@ def test_each_thread_copies_the_transform_once_and_a_seed_repeats_the_batches(sy
     )  # a copy for every sample (over 64 here) made the loader about 40% slower
 
 
-def test_crops_keep_image_and_mask_aligned_and_pad_small_images():
+def patch_sources(folder: Path, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
+    """Write an RGB image and a 2-D mask as PNGs, then as patch sources at scale 1 the way the loader does."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, pixels, is_mask in (("image", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), False), ("mask", mask, True)):
+        source, target = folder / f"{name}.png", folder / "copies" / f"{name}.npy"
+        cv2.imwrite(str(source), pixels)
+        dataloader.resize_file((str(source), str(target), is_mask), SIZE, scale=1.0)
+        paths.append(str(target))
+    return paths[0], paths[1]
+
+
+def test_crops_keep_image_and_mask_aligned_and_pad_small_images(tmp_path):
     rng = np.random.default_rng(0)
+    patches = dataloader.Patches(64, foreground_share=0.5)
     for height, width in ((300, 200), (40, 50)):  # the second is smaller than a patch: padded
         image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        mask = (image[..., :1] > 127).astype(np.uint8) * 255  # a mask that follows the image's pixels
+        mask = (image[..., 0] > 127).astype(np.uint8) * 255  # a mask that follows the image's red channel
+        paths = patch_sources(tmp_path / f"{height}", image, mask)
+        assert np.array_equal(np.load(paths[0]), image)  # RGB, as TensorFlow decodes the BMP copies
         for _ in range(50):
-            crop_image, crop_mask = dataloader.crop(image, mask, dataloader.Patches(64, foreground_share=0.5), rng)
+            crop_image, crop_mask = dataloader.read_crop(*paths, patches, rng)
             assert crop_image.shape == (64, 64, 3) and crop_mask.shape == (64, 64, 1)
             assert np.array_equal(crop_mask, (crop_image[..., :1] > 127).astype(np.uint8) * 255)
+    assert crop_image[:12].max() == 0 and crop_image[12:52, 7:57].all(axis=-1).any()  # padded by 12 rows, 7 columns
+
+
+def test_a_crop_reads_only_its_window_of_a_large_image(tmp_path):
+    import tracemalloc
+
+    image = np.random.default_rng(0).integers(0, 256, (3000, 3000, 3), dtype=np.uint8)  # 27 MB
+    mask = np.zeros((3000, 3000), np.uint8)
+    mask[1000:1100, 2000:2100] = 255
+    paths = patch_sources(tmp_path, image, mask)
+    patches = dataloader.Patches(64, foreground_share=1.0)
+    tracemalloc.start()
+    crop_image, crop_mask = dataloader.read_crop(*paths, patches, np.random.default_rng(1))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    locations = np.load(dataloader.foreground_file(paths[1]))
+    top, left = dataloader.crop_corner(mask.shape, locations, 64, 1.0, np.random.default_rng(1))
+    assert crop_mask.any() and np.array_equal(crop_image, image[top : top + 64, left : left + 64])
+    assert peak < 2_000_000  # the crop's rows are 0.8 MB with the mask's; the whole image would be 27 MB
 
 
 @pytest.mark.parametrize("share", [0.0, 0.33, 1.0])
 def test_the_foreground_share_of_crops_holds_over_2000_draws(share):
-    mask = np.zeros((1000, 1000, 1), np.uint8)
+    mask = np.zeros((1000, 1000), np.uint8)
     mask[600:610, 300:310] = 255  # 0.01% of the image: a random 64 px crop holds some of it 0.6% of the time
+    locations = dataloader.foreground_locations(mask)
     rng = np.random.default_rng(1)
-    corners = [dataloader.crop_corner(mask, 64, share, rng) for _ in range(2000)]
+    corners = [dataloader.crop_corner(mask.shape, locations, 64, share, rng) for _ in range(2000)]
     holding = np.mean([mask[top : top + 64, left : left + 64].any() for top, left in corners])
     assert abs(holding - share) <= 0.05
 
@@ -363,16 +398,23 @@ def test_patch_batches_are_crops_of_the_rescaled_copies(synthetic_data):
     assert next(iter(train))[0].shape == (4, 32, 32, 3) and next(iter(valid))[0].shape[1:] == (32, 32, 3)
     relative = Path(pd.read_csv(synthetic_data / "csv_file" / "train.csv").image[0])
     photo = cv2.imread(str(synthetic_data / relative))
-    copy = cv2.imread(str(synthetic_data / "cache" / "scale0.5" / relative.with_suffix(".bmp")))
+    copy = np.load(synthetic_data / "cache" / "scale0.5" / relative.with_suffix(".npy"))
     assert copy.shape == (round(photo.shape[0] * 0.5), round(photo.shape[1] * 0.5), 3)
 
 
-@pytest.mark.parametrize("tries", [4096, 1])  # 1: almost always the search of the whole mask
-def test_foreground_pixels_are_drawn_uniformly(tries):
+def test_foreground_locations_are_all_the_pixels_or_a_uniform_sample():
     mask = np.zeros((500, 500), np.uint8)
     mask[10:13, 10:13] = 255  # 9 pixels
     mask[400:409, 300:309] = 255  # 81 pixels: 90% of the foreground
+    locations = dataloader.foreground_locations(mask)
+    assert sorted(map(tuple, locations)) == sorted(zip(*np.nonzero(mask)))
     rng = np.random.default_rng(2)
-    rows = [dataloader.foreground_pixel(mask, rng, tries)[0] for _ in range(2000)]
-    assert abs(np.mean(np.array(rows) >= 400) - 0.9) <= 0.03
-    assert dataloader.foreground_pixel(np.zeros((5, 5), np.uint8), rng) is None
+    corners = [dataloader.crop_corner(mask.shape, locations, 2, 1.0, rng) for _ in range(2000)]
+    assert abs(np.mean(np.array(corners)[:, 0] >= 399) - 0.9) <= 0.03  # each location drawn alike
+    large = np.zeros((2000, 2000), np.uint8)
+    large[:, :100] = 255  # 200,000 pixels: a sample of 10,000
+    large[:, 1900:] = 255  # another 200,000
+    sample = dataloader.foreground_locations(large)
+    assert len(sample) == 10_000 and large[sample[:, 0], sample[:, 1]].all()
+    assert abs(np.mean(sample[:, 1] >= 1900) - 0.5) <= 0.02
+    assert len(dataloader.foreground_locations(np.zeros((5, 5), np.uint8))) == 0

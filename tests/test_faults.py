@@ -49,7 +49,7 @@ def sha256_of_tree(folder: Path) -> dict:
     (["--bn_momentum", "1"], "--bn_momentum: must be at least 0 and below 1"),
     (["--scale", "0"], "--scale: must be above 0 and below 8"),
     (["--foreground_share", "1.5"], "--foreground_share: must be from 0 to 1"),
-    (["--patch_size", "64", "--cache_format", "tfrecord"], "--patch_size crops the BMP copies"),
+    (["--patch_size", "64", "--cache_format", "tfrecord"], "--patch_size crops uncompressed copies"),
 ])  # fmt: skip
 def test_rates_out_of_range_exit_2_naming_the_flag(flags, says, capsys):
     with pytest.raises(SystemExit) as exit_info:
