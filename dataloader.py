@@ -25,6 +25,7 @@ import functools
 import json
 import math
 import os
+import random
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -500,23 +501,37 @@ def augment_function(
     albumentations in a numpy function (uint8 in, uint8 out). With patches, (index, (image path, mask path)) of
     patch sources instead, each read as a crop (read_crop): random (seeded by sample_seed) with random_crops,
     else the centre crop.
-    Each thread has its own copy of the transform, seeded for each sample by sample_seed: a run repeats
-    exactly, which a random generator shared by the threads would not."""
+    Each thread has its own copy of the transform, given for each sample a NumPy and a Python generator seeded
+    by sample_seed (a crop draws from the NumPy one first): a run repeats exactly, which a random generator
+    shared by the threads would not."""
     # By thread id, not in a threading.local: TensorFlow calls the numpy function from threads of its own,
     # each call with a new Python thread state, so a threading.local lost its copy after every sample.
     copies: dict[int, A.Compose] = {}
 
-    def augment(index: np.int64, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def generators(index: np.int64) -> tuple[np.random.Generator, random.Random]:
+        state = sample_seed(seed, int(index))
+        return np.random.default_rng(state), random.Random(state)
+
+    def transformed(
+        image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, py_random: random.Random
+    ) -> tuple[np.ndarray, np.ndarray]:
         own = copies.get(threading.get_ident())
         if own is None:
             own = copies[threading.get_ident()] = copy.deepcopy(transform)
-        own.set_random_seed(sample_seed(seed, int(index)))
+        # One pair of generators that every transform of the Compose draws from in turn: Compose.set_random_seed
+        # gives each transform the same seed, so that they all drew the same numbers (flip, affine, noise, blur
+        # and colour applied all together or not at all)
+        own.set_random_state(rng, py_random)
         augmented = own(image=image, mask=mask)
         return augmented["image"], augmented["mask"]
 
+    def augment(index: np.int64, image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return transformed(image, mask, *generators(index))
+
     def crop_and_augment(index: np.int64, image_path: bytes, mask_path: bytes) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(sample_seed(seed, int(index))) if random_crops else None
-        return augment(index, *read_crop(image_path.decode(), mask_path.decode(), patches, rng))
+        rng, py_random = generators(index)
+        image, mask = read_crop(image_path.decode(), mask_path.decode(), patches, rng if random_crops else None)
+        return transformed(image, mask, rng, py_random)
 
     def load_and_augment(index: tf.Tensor, sample: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
         if patches:

@@ -335,6 +335,20 @@ def test_each_thread_copies_the_transform_once_and_a_seed_repeats_the_batches(sy
     )  # a copy for every sample (over 64 here) made the loader about 40% slower
 
 
+def test_the_transforms_of_a_compose_draw_independently():
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    encoded = tf.io.encode_png(image), tf.io.encode_png(np.zeros((16, 16, 1), np.uint8))
+    flips = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    load = dataloader.augment_function(flips, 16, seed=0)
+    views = {"none": image, "left-right": image[:, ::-1], "upside-down": image[::-1], "both": image[::-1, ::-1]}
+    seen = [
+        next(name for name, view in views.items() if np.array_equal(load(tf.constant(i, tf.int64), encoded)[0], view))
+        for i in range(400)
+    ]
+    for name in views:  # each a quarter; with a seed each, the transforms drew alike: only none or both
+        assert abs(seen.count(name) / 400 - 0.25) <= 0.07, name
+
+
 def patch_sources(folder: Path, image: np.ndarray, mask: np.ndarray) -> tuple[str, str]:
     """Write an RGB image and a 2-D mask as PNGs, then as patch sources at scale 1 the way the loader does."""
     folder.mkdir(parents=True, exist_ok=True)
