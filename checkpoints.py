@@ -14,14 +14,17 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import keras2  # noqa: F401
 
 import pandas as pd
-import tensorflow as tf
 
+from keras_backup import StepBackup, saved_position
 from utils import UserError
+
+if TYPE_CHECKING:  # workdir imports this module
+    from workdir import RunPaths
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -33,15 +36,6 @@ class StopRequested(Exception):
         self.signum = signum
         where = f"after step {step + 1} of epoch {epoch + 1}" if step is not None else f"after epoch {epoch + 1}"
         super().__init__(f"{signal.Signals(signum).name} received: stopped {where}")
-
-
-def saved_position(backup: Path) -> Optional[tuple[int, int]]:
-    """(epoch, step) at which the newest backup was saved, or None without one."""
-    checkpoint = tf.train.latest_checkpoint(str(backup / "chief"))
-    if checkpoint is None:
-        return None
-    reader = tf.train.load_checkpoint(checkpoint)
-    return tuple(int(reader.get_tensor(f"ckpt_saved_{k}/.ATTRIBUTES/VARIABLE_VALUE")) for k in ("epoch", "batch"))
 
 
 def committed_epochs(backup: Path, steps: int) -> int:
@@ -66,36 +60,36 @@ def read_history(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
 
 
-def commit(pending: Path, paths: dict) -> None:
+def commit(pending: Path, paths: "RunPaths") -> None:
     """Move one epoch's pending files into place; safe to repeat after a kill half-way."""
-    destinations = {p.name: p for p in (paths["best"], paths["last"], paths["history"])}
-    for name in sorted(os.listdir(pending), key=lambda n: n == paths["history"].name):  # history last
+    destinations = {p.name: p for p in (paths.best, paths.last, paths.history)}
+    for name in sorted(os.listdir(pending), key=lambda n: n == paths.history.name):  # history last
         os.replace(pending / name, destinations[name])
 
 
-def recover(paths: dict, steps: int) -> int:
+def recover(paths: "RunPaths", steps: int) -> int:
     """Finish the commit of every epoch the backup holds and drop the files of any other; return the
     number of finished epochs."""
-    finished = committed_epochs(paths["backup"], steps)
-    for pending in sorted(paths["pending"].glob("*")) if paths["pending"].is_dir() else []:
+    finished = committed_epochs(paths.backup, steps)
+    for pending in sorted(paths.pending.glob("*")) if paths.pending.is_dir() else []:
         if int(pending.name) < finished:
             commit(pending, paths)
         shutil.rmtree(pending)
-    rows = len(read_history(paths["history"]))
+    rows = len(read_history(paths.history))
     if rows != finished:
         raise UserError(
-            f"{paths['history']} has {rows} epochs but the backup in {paths['backup']} has {finished}: "
+            f"{paths.history} has {rows} epochs but the backup in {paths.backup} has {finished}: "
             "they were not written by this version of train.py; --overwrite starts the run again"
         )
     return finished
 
 
-class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
+class CommittedEpochs(StepBackup):
     """BackupAndRestore whose backup also commits each epoch's history row and weights, which stops on
     a NaN loss, and which stops between two steps on SIGTERM or Ctrl-C, saving the step for --resume."""
 
-    def __init__(self, paths: dict, monitor: str, steps: int):
-        super().__init__(str(paths["backup"]), save_freq=2**62)  # an int, so that a backup records its step
+    def __init__(self, paths: "RunPaths", monitor: str, steps: int):
+        super().__init__(paths.backup)
         self.paths, self.monitor, self.mode, self.steps = paths, monitor, monitor_mode(monitor), steps
         self.stop_signal: Optional[int] = None
 
@@ -118,12 +112,12 @@ class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
         super().on_train_batch_end(batch, logs)
         if logs and not math.isfinite(float(logs["loss"])):
             raise UserError(
-                f"the loss became {float(logs['loss'])} in epoch {self._current_epoch + 1}, step {batch + 1}: "
+                f"the loss became {float(logs['loss'])} in epoch {self.epoch + 1}, step {batch + 1}: "
                 "try a lower --learning_rate; the weights of the last finished epoch are kept"
             )
         if self.stop_signal is not None and batch < self.steps - 1:  # at the last step, the epoch ends first
-            self._backup(epoch=self._current_epoch, batch=batch)
-            raise StopRequested(self.stop_signal, self._current_epoch, batch)
+            self.save(self.epoch, batch)
+            raise StopRequested(self.stop_signal, self.epoch, batch)
 
     def is_better(self, value: float, history: pd.DataFrame) -> bool:
         if history.empty:
@@ -133,15 +127,15 @@ class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
 
     def stage(self, epoch: int, logs: dict) -> Path:
         """Write the epoch's weights and history into its pending folder; UserError if they cannot be."""
-        pending = self.paths["pending"] / str(epoch)
+        pending = self.paths.pending / str(epoch)
         try:
             pending.mkdir(parents=True, exist_ok=True)
-            self.model.save_weights(str(pending / self.paths["last"].name))
-            history = read_history(self.paths["history"])
+            self.model.save_weights(str(pending / self.paths.last.name))
+            history = read_history(self.paths.history)
             if self.is_better(logs[self.monitor], history):
-                self.model.save_weights(str(pending / self.paths["best"].name))
+                self.model.save_weights(str(pending / self.paths.best.name))
             rows = pd.concat([history, pd.DataFrame([{"epoch": epoch, **logs}])], ignore_index=True)
-            rows.to_csv(pending / self.paths["history"].name, index=False)
+            rows.to_csv(pending / self.paths.history.name, index=False)
         except OSError as error:
             raise UserError(
                 f"cannot write epoch {epoch + 1}'s checkpoint into {pending}: {error.strerror or error}; "
@@ -152,7 +146,7 @@ class CommittedEpochs(tf.keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = {k: float(v) for k, v in sorted((logs or {}).items())}
         pending = self.stage(epoch, logs)
-        self._backup(epoch=epoch)  # the commit point
+        self.save(epoch)  # the commit point
         commit(pending, self.paths)
         pending.rmdir()
         if self.stop_signal is not None:

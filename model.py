@@ -1,57 +1,17 @@
-"""The model: a segmentation_models Unet with one sigmoid output, its loss, metrics, optimizer and schedule."""
+"""The model: a segmentation_models Unet with one float32 sigmoid output, compiled with its loss and metrics."""
 
+import contextlib
 from pathlib import Path
-from typing import Optional
+from typing import Iterator
 
 import keras2  # noqa: F401
 
 import segmentation_models as sm
 import tensorflow as tf
 
-from optimizers import RectifiedAdam
-from utils import UserError, optimizer_settings
-
-
-def learning_rate_schedule(name: str, learning_rate: float, total_steps: int):
-    """cosine: linear warm-up over the first 5% of total_steps, then a cosine decay to 0 at the last step.
-    constant and plateau: a fixed rate (ReduceLROnPlateau in train.py lowers the plateau one)."""
-    if name != "cosine":
-        return learning_rate
-    warmup = max(1, round(0.05 * total_steps))
-    return tf.keras.optimizers.schedules.CosineDecay(
-        0.0, max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
-    )
-
-
-def make_optimizer(name: str, learning_rate, weight_decay: float) -> tf.keras.optimizers.Optimizer:
-    """The one place that builds the optimizer. Weight decay is decoupled from the gradient in each: every step
-    shrinks every weight by learning_rate * weight_decay."""
-    if name == "radam":  # the project's own: tensorflow-addons' does not install on Python 3.12 and later
-        return RectifiedAdam(learning_rate, weight_decay=weight_decay)
-    if name == "sgd":
-        return tf.keras.optimizers.SGD(learning_rate, momentum=0.99, nesterov=True, weight_decay=weight_decay)
-    if name == "adam":
-        return tf.keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
-    if name == "adamw":
-        return tf.keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-    raise UserError(f"--optimizer {name}: expected radam, adam, adamw or sgd")
-
-
-class BinaryF1(tf.keras.metrics.BinaryIoU):
-    """F1 (Dice) of the foreground from BinaryIoU's pixel counts, summed over every batch of an epoch and
-    every device: the same whatever the batch size."""
-
-    def __init__(self, threshold: float = 0.5, name: str = "f1", dtype=None):
-        super().__init__(target_class_ids=[1], threshold=threshold, name=name, dtype=dtype)
-
-    def result(self) -> tf.Tensor:
-        true_positives, false_positives, false_negatives = self.total_cm[1, 1], self.total_cm[0, 1], self.total_cm[1, 0]
-        return tf.math.divide_no_nan(2 * true_positives, 2 * true_positives + false_positives + false_negatives)
-
-
-def dataset_metrics() -> list[tf.keras.metrics.Metric]:
-    """IoU and F1 of the foreground at 0.5, from the pixels of the whole epoch (not a mean over batches)."""
-    return [tf.keras.metrics.BinaryIoU(target_class_ids=[1], threshold=0.5, name="iou"), BinaryF1(0.5)]
+from optimizers import learning_rate_schedule, make_optimizer
+from scoring import dataset_metrics
+from utils import UserError
 
 
 def check_encoder(backbone: str, encoder_weights: str) -> None:
@@ -95,25 +55,37 @@ def build_model(backbone: str = "efficientnetb4", encoder_weights: str = "imagen
     return tf.keras.Model(unet.input, outputs, name=f"unet_{backbone}")
 
 
+@contextlib.contextmanager
+def precision_policy(mixed_precision: bool) -> Iterator[None]:
+    """Layers built inside compute in float16 with float32 weights (mixed_float16), or in float32; Keras reads the
+    policy from a global when a layer is built, which is set here and restored after, so that it is never left
+    behind for other code to depend on."""
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+
+
 def create_model(
     backbone: str = "efficientnetb4",
     encoder_weights: str = "imagenet",
     optimizer: str = "adamw",
-    learning_rate: Optional[float] = None,
-    weight_decay: Optional[float] = None,
+    learning_rate: float = 1e-3,
+    weight_decay: float = 0.0,
     lr_schedule: str = "constant",
     total_steps: int = 1,
     bn_momentum: float = 0.9,
     jit_compile: bool = False,
+    mixed_precision: bool = False,
 ) -> tf.keras.Model:
-    """build_model, compiled: Dice + focal loss, dataset-level IoU and F1, the optimizer over total_steps,
-    wrapped in a dynamic LossScaleOptimizer under the mixed_float16 policy. A learning rate or weight decay
-    left None is the optimizer's default (utils.optimizer_settings)."""
-    learning_rate, weight_decay = optimizer_settings(optimizer, learning_rate, weight_decay)
-    model = build_model(backbone, encoder_weights, bn_momentum)
-    schedule = learning_rate_schedule(lr_schedule, learning_rate, total_steps)
-    step = make_optimizer(optimizer, schedule, weight_decay)
-    if tf.keras.mixed_precision.global_policy().name == "mixed_float16":
+    """build_model, compiled: Dice + focal loss, dataset-level IoU and F1, the optimizer over total_steps;
+    with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays float32)."""
+    with precision_policy(mixed_precision):
+        model = build_model(backbone, encoder_weights, bn_momentum)
+    step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay)
+    if mixed_precision:
         step = tf.keras.mixed_precision.LossScaleOptimizer(step)
     model.compile(
         optimizer=step,

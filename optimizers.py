@@ -1,4 +1,5 @@
-"""RectifiedAdam (RAdam, Liu et al. 2019, https://arxiv.org/abs/1908.03265) on the Keras 2 optimizer base class.
+"""The optimizers and their learning-rate schedule, built by name (make_optimizer), and the project's own
+RectifiedAdam (RAdam, Liu et al. 2019, https://arxiv.org/abs/1908.03265) on the Keras 2 optimizer base class.
 tensorflow-addons, which used to provide it, is at end of life: it has no wheel for Python 3.12+ and does not import
 on TensorFlow 2.16+. This is the same maths as `tfa.optimizers.RectifiedAdam` without amsgrad and warmup, and
 tests/test_optimizers.py checks it step for step against tfa where tfa is installed."""
@@ -9,6 +10,10 @@ import keras2  # noqa: F401
 
 import tensorflow as tf
 
+from utils import UserError
+
+LearningRate = Union[float, tf.keras.optimizers.schedules.LearningRateSchedule]
+
 
 @tf.keras.utils.register_keras_serializable(package="segmentation")
 class RectifiedAdam(tf.keras.optimizers.Optimizer):
@@ -18,7 +23,7 @@ class RectifiedAdam(tf.keras.optimizers.Optimizer):
 
     def __init__(
         self,
-        learning_rate: Union[float, tf.keras.optimizers.schedules.LearningRateSchedule] = 0.001,
+        learning_rate: LearningRate = 0.001,
         beta_1: float = 0.9,
         beta_2: float = 0.999,
         epsilon: float = 1e-7,
@@ -85,3 +90,30 @@ class RectifiedAdam(tf.keras.optimizers.Optimizer):
             }
         )
         return config
+
+
+def learning_rate_schedule(
+    name: str, learning_rate: float, total_steps: int
+) -> LearningRate:
+    """cosine: linear warm-up over the first 5% of total_steps, then a cosine decay to 0 at the last step.
+    constant and plateau: a fixed rate (ReduceLROnPlateau in train.py lowers the plateau one)."""
+    if name != "cosine":
+        return learning_rate
+    warmup = max(1, round(0.05 * total_steps))
+    return tf.keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, total_steps - warmup), warmup_target=learning_rate, warmup_steps=warmup
+    )
+
+
+def make_optimizer(name: str, learning_rate: LearningRate, weight_decay: float) -> tf.keras.optimizers.Optimizer:
+    """The one place that builds the optimizer. Weight decay is decoupled from the gradient in each: every step
+    shrinks every weight by learning_rate * weight_decay."""
+    if name == "radam":  # the project's own: tensorflow-addons' does not install on Python 3.12 and later
+        return RectifiedAdam(learning_rate, weight_decay=weight_decay)
+    if name == "sgd":
+        return tf.keras.optimizers.SGD(learning_rate, momentum=0.99, nesterov=True, weight_decay=weight_decay)
+    if name == "adam":
+        return tf.keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+    if name == "adamw":
+        return tf.keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+    raise UserError(f"--optimizer {name}: expected radam, adam, adamw or sgd")

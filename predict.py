@@ -27,10 +27,14 @@ from tqdm import tqdm
 
 import dataloader
 from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
+from export import export_savedmodel, export_tflite
+from flags import add_tta, fraction_below_one, image_size, positive_int, scale_factor
+from input_scaling import resize_for_model, to_size
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
-from sliding_window import predict_scaled, predict_scaled_graph, window_predictor, with_tta
-from utils import UserError, exit_on_user_error, predict_args, write_image
+from scoring import SCORES, ratios, scores
+from sliding_window import predict_scaled, window_predictor, with_tta
+from utils import UserError, exit_on_user_error, write_image
 
 COMPARISON_ROWS = 8
 COMPARISON_SIDE = 192  # pixels of each tile in comparison.png
@@ -60,18 +64,7 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     return model, image_size
 
 
-def to_model_input(images) -> tf.Tensor:
-    """uint8 images to the model's [0, 1] float input."""
-    return tf.cast(images, tf.float32) / 255.0
 
-
-def resize_for_model(images: tf.Tensor, size: int) -> tf.Tensor:
-    """uint8 images of any size to the model's input at size x size (antialias: smooth downscaling)."""
-    return tf.image.resize(to_model_input(images), (size, size), antialias=True)
-
-
-def to_size(probabilities: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.Tensor:
-    return tf.image.resize(tf.cast(probabilities, tf.float32), tf.stack([height, width]))
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -166,30 +159,10 @@ def predict_probabilities(
     return resized_probabilities(model, paths, size, args.batch_size, tta, errors)
 
 
-def scores(predicted: np.ndarray, true: np.ndarray) -> dict:
-    """IoU, F1, precision and recall of two boolean masks: 1 when both are empty, 0 when one is."""
-    tp = int(np.count_nonzero(predicted & true))
-    fp = int(np.count_nonzero(predicted & ~true))
-    fn = int(np.count_nonzero(~predicted & true))
-    return {**ratios(tp, fp, fn), "tp": tp, "fp": fp, "fn": fn}
-
-
-def ratios(tp: int, fp: int, fn: int) -> dict:
-    both_empty = float(tp + fp + fn == 0)
-
-    def ratio(numerator: int, denominator: int) -> float:
-        return numerator / denominator if denominator else both_empty
-
-    return {
-        "iou": ratio(tp, tp + fp + fn),
-        "f1": ratio(2 * tp, 2 * tp + fp + fn),
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-    }
 
 
 def print_scores(table: pd.DataFrame) -> None:
-    means = table[["iou", "f1", "precision", "recall"]].mean()
+    means = table[list(SCORES)].mean()
     micro = ratios(table.tp.sum(), table.fp.sum(), table.fn.sum())
     print(f"{len(table)} images scored")
     print("  mean over images: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
@@ -297,40 +270,84 @@ def predict_and_score(model: tf.keras.Model, size: int, args: argparse.Namespace
     report(out, len(images) - len(errors), rows, samples, left_out, Path(args.comparison or out / "comparison.png"))
 
 
-def export_savedmodel(model: tf.keras.Model, size: int, folder: Path, windows: Optional[dict] = None) -> None:
-    """A SavedModel that needs only TensorFlow: uint8 images of any size in, probabilities at that size out;
-    by sliding windows as predict.py does when windows gives patch_size, scale, overlap and batch_size."""
-
-    def by_windows(image: tf.Tensor) -> tf.Tensor:
-        predict = lambda batch: model(tf.cast(batch, tf.float32) / 255.0, training=False)  # noqa: E731
-        return predict_scaled_graph(predict, image, **windows)[..., None]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
-    def serve(images: tf.Tensor) -> dict:
-        if windows:
-            return {"probabilities": tf.map_fn(by_windows, images, fn_output_signature=tf.float32)}
-        probabilities = model(resize_for_model(images, size), training=False)
-        return {"probabilities": to_size(probabilities, tf.shape(images)[1], tf.shape(images)[2])}
-
-    module = tf.Module()
-    module.weights = list(model.weights)  # the variables only: no Keras or segmentation_models objects
-    module.serve = serve
-    tf.saved_model.save(module, str(folder), signatures={"serving_default": serve})
-    print(f"SavedModel in {folder}: tf.saved_model.load(...).signatures['serving_default'](images=uint8 NHWC)")
 
 
-def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:
-    """A float16 TFLite model: one float image in [0, 1] of size x size in, its probabilities out."""
-
-    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])
-    def infer(image: tf.Tensor) -> dict:
-        return {"probabilities": tf.cast(model(image, training=False), tf.float32)}
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_types = [tf.float16]
-    path.write_bytes(converter.convert())
-    print(f"TFLite model in {path}: input [1, {size}, {size}, 3] float in [0, 1]")
+def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Masks for new images, scores against true masks, model export, and training curves. "
+        "Writes into OUT without deleting anything there."
+    )
+    parser.add_argument("--weights", metavar="W", help="an .h5 file written by train.py")
+    parser.add_argument("--input", metavar="PATH", help="an image, or a folder searched recursively")
+    parser.add_argument("--output", required=True, metavar="OUT", help="folder for everything this writes")
+    parser.add_argument(
+        "--threshold", type=float, default=0.5, help="probability above which a pixel is mask (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--image_size", type=image_size, help="model input side in pixels (default: from run_config.json beside W)"
+    )
+    parser.add_argument("--backbone", help="the model's backbone (default: from run_config.json beside W)")
+    parser.add_argument(
+        "--batch_size", type=positive_int, default=8, help="images, or windows, per batch (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--patch_size",
+        type=image_size,
+        metavar="P",
+        help="predict each image at its own resolution by P x P pixel windows (a multiple of 32) blended with "
+        "Gaussian weights (default: the patch_size in run_config.json beside W; without one, off: each image is "
+        "resized to image_size)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=scale_factor,
+        help="with a patch size: rescale each image by this factor before the windows, and the prediction back "
+        "(default: the scale in run_config.json beside W, else 1)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=fraction_below_one,
+        default=0.5,
+        metavar="F",
+        help="with a patch size: the share of a window's side that the next window overlaps, at least 0 and "
+        "below 1 (default: %(default)s)",
+    )
+    add_tta(parser, "")
+    parser.add_argument(
+        "--masks", metavar="DIR", help="true masks for --input, paired by relative path and name stem: score them"
+    )
+    parser.add_argument("--data_root", metavar="DATA", help="score a prepared split of DATA instead of --input")
+    parser.add_argument(
+        "--split", default="valid", choices=["train", "valid"], help="with --data_root (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--comparison",
+        metavar="PNG",
+        help="when scoring: picture of photos with true and predicted masks (default: OUT/comparison.png)",
+    )
+    parser.add_argument(
+        "--export",
+        nargs="+",
+        default=[],
+        choices=["savedmodel", "tflite"],
+        help="write OUT/savedmodel (uint8 images of any size in, probabilities at that size out) and/or "
+        "OUT/model_float16.tflite (float [0, 1] images of image_size in)",
+    )
+    parser.add_argument(
+        "--history", metavar="CSV", help="plot a run's history.csv (loss, IoU, F1) into OUT/training_curves.png"
+    )
+    args = parser.parse_args(argv)
+    if not (args.input or args.data_root or args.export or args.history):
+        parser.error("nothing to do: give --input, --data_root, --export or --history")
+    if (args.input or args.data_root or args.export) and not args.weights:
+        parser.error("--input, --data_root and --export need --weights")
+    if args.input and args.data_root:
+        parser.error("give --input (with --masks to score) or --data_root, not both")
+    if not 0 < args.threshold < 1:
+        parser.error("--threshold must be between 0 and 1")
+    if args.masks and not args.input:
+        parser.error("--masks scores the images of --input: give both")
+    return args
 
 
 def use_model(args: argparse.Namespace) -> None:

@@ -13,6 +13,7 @@ import keras2  # noqa: F401
 import numpy as np
 import tensorflow as tf
 
+from input_scaling import to_model_input
 from utils import UserError
 
 PredictBatch = Callable[[np.ndarray], np.ndarray]
@@ -137,7 +138,7 @@ def window_predictor(model) -> PredictBatch:
     """A Keras model as predict_sliding calls it: uint8 windows in, probabilities out."""
 
     def predict_batch(windows: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict_on_batch(windows.astype(np.float32) / 255.0))
+        return np.asarray(model.predict_on_batch(to_model_input(windows)))
 
     return predict_batch
 

@@ -1,0 +1,129 @@
+"""The callbacks of training besides the checkpoints: sliding-window validation of patch runs, validation pictures,
+the epoch timer, the schedule and early stop, TensorBoard and Weights & Biases."""
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import keras2  # noqa: F401
+
+import cv2
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import checkpoints
+import dataloader
+from data_preparation import split_csv
+from input_scaling import to_pixels
+from patches import Patches
+from pictures import comparison_rows, save_picture
+from scoring import pixel_counts, ratios
+from sliding_window import predict_scaled, window_predictor
+from utils import UserError
+from workdir import RunPaths
+
+
+def validation_pictures(
+    model: tf.keras.Model, valid: tf.data.Dataset, paths: RunPaths, tensorboard: bool, count: int = 4
+) -> tf.keras.callbacks.Callback:
+    """Each epoch, draw `count` validation images with their true and predicted masks, side by side,
+    into WORK/tensorflow/logs/validation_pictures.png and, with tensorboard, into its logs."""
+    images, masks = next(iter(valid.unbatch().batch(count)))
+    images = images.numpy().astype(np.float32)
+    photos = to_pixels(images)
+    true = masks.numpy()[..., 0] > 0.5
+    writer = tf.summary.create_file_writer(str(paths.tensorboard / "validation_pictures")) if tensorboard else None
+
+    def draw(epoch: int, logs: dict) -> None:
+        predicted = model.predict(images, verbose=0)[..., 0] > 0.5
+        rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1])
+        save_picture(paths.pictures, np.vstack(rows))
+        if writer:
+            with writer.as_default():
+                tf.summary.image("photo | true mask | predicted mask", rows, step=epoch, max_outputs=count)
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=draw)
+
+
+def sliding_window_validation(
+    model: tf.keras.Model, table: pd.DataFrame, patches: Patches, batch_size: int, tta: Optional[str]
+) -> tf.keras.callbacks.Callback:
+    """Each epoch, val_iou and val_f1 of the whole validation images, predicted as predict.py does with a patch
+    size (sliding windows on the image rescaled by patches.scale) and scored at each image's own resolution,
+    from the pixels of the whole set."""
+    predict_batch = window_predictor(model)
+
+    def validate(epoch: int, logs: dict) -> None:
+        counts = {"tp": 0, "fp": 0, "fn": 0}
+        for image_path, mask_path in zip(table.image, table["mask"]):
+            photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
+            truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
+            probabilities = predict_scaled(predict_batch, photo, patches.scale, patches.size, 0.5, batch_size, tta)
+            for name, count in pixel_counts(probabilities > 0.5, truth).items():
+                counts[name] += count
+        scores = ratios(**counts)
+        logs["val_iou"], logs["val_f1"] = scores["iou"], scores["f1"]
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=validate)
+
+
+def check_wandb_login() -> None:
+    """An online wandb run without a login would stop at a prompt, or fail after the data is loaded."""
+    from wandb.apis import InternalApi
+
+    if os.environ.get("WANDB_MODE", "online") not in ("offline", "dryrun", "disabled") and not InternalApi().api_key:
+        raise UserError("--log wandb: not logged in to Weights & Biases; run `wandb login`, or set WANDB_MODE=offline")
+
+
+def wandb_callbacks(args: argparse.Namespace, paths: RunPaths) -> list:
+    import wandb
+    from wandb.integration.keras import WandbMetricsLogger
+
+    wandb.init(project=args.wandb_project, config=vars(args), dir=str(paths.history.parent))
+    return [WandbMetricsLogger()]
+
+
+def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
+    """Append each epoch's training seconds (validation excluded) to `seconds`."""
+    state = {}
+    return tf.keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: state.update(start=time.perf_counter()),
+        on_batch_end=lambda batch, logs: state.update(end=time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: seconds.append(state["end"] - state["start"]),
+    )
+
+
+def make_callbacks(
+    args: argparse.Namespace,
+    paths: RunPaths,
+    model: tf.keras.Model,
+    valid: tf.data.Dataset,
+    seconds: list,
+    steps: int,
+    chief: bool,
+) -> list:
+    """The same callbacks on every worker of a cluster (several of them take part in collective reads of
+    the weights), but a Weights & Biases run for the chief only."""
+    mode = checkpoints.monitor_mode(args.monitor)
+    callbacks = []
+    if args.patch_size:  # first: the callbacks after it read the val_iou it adds
+        table = dataloader.read_samples(split_csv(Path(args.data_root), "valid"))
+        tta = None if args.tta == "none" else args.tta
+        callbacks.append(sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size, tta))
+    callbacks += [
+        checkpoints.CommittedEpochs(paths, args.monitor, steps),
+        epoch_timer(seconds),
+        validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
+    ]
+    if args.lr_schedule == "plateau":
+        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(args.monitor, factor=0.5, patience=5, mode=mode))
+    if args.patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(args.monitor, patience=args.patience, mode=mode))
+    if args.log == "tensorboard":
+        callbacks.append(tf.keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False, profile_batch=0))
+    if args.log == "wandb" and chief:
+        callbacks += wandb_callbacks(args, paths)
+    return callbacks

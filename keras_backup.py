@@ -1,0 +1,58 @@
+"""The one adapter over the private members of Keras' BackupAndRestore that crash safety relies on: a backup made at
+a chosen step, the epoch under way, and where a backup says it was made. Nothing else in the project touches them.
+
+Tested on Keras 2.15 (TensorFlow 2.15.1) and tf-keras 2.21 (TensorFlow 2.21): tests/test_checkpoints.py checks each
+member on the installed version, and fails on a version not listed in TESTED_ON, so that an update that changes them
+fails a test instead of leaving runs that cannot be resumed.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Optional
+
+import keras2  # noqa: F401
+
+import tensorflow as tf
+
+TESTED_ON = {"keras": ["2.15"], "tf-keras": ["2.21"]}  # major.minor of the package that provides tf.keras
+# An int save_freq makes Keras record each step in the backup ("epoch" records none); one this large is never reached,
+# so that every backup is one that StepBackup.save makes.
+NEVER = 2**62
+
+
+def keras_package() -> tuple[str, str]:
+    """(package, major.minor) of the Keras 2 that tf.keras is: tf-keras where installed, else keras."""
+    for name in ("tf-keras", "keras"):
+        try:
+            return name, ".".join(version(name).split(".")[:2])
+        except PackageNotFoundError:
+            continue
+    raise RuntimeError("neither tf-keras nor keras is installed")
+
+
+class StepBackup(tf.keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that backs up only when save() is called, at an epoch's end or after a step."""
+
+    def __init__(self, backup_dir: Path):
+        super().__init__(str(backup_dir), save_freq=NEVER)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch under way, from 0."""
+        return self._current_epoch
+
+    def save(self, epoch: int, batch: Optional[int] = None) -> None:
+        """Back up the model, optimizer and counters as after step `batch` of epoch (its end when None)."""
+        if batch is None:
+            self._backup(epoch=epoch)
+        else:
+            self._backup(epoch=epoch, batch=batch)
+
+
+def saved_position(backup_dir: Path) -> Optional[tuple[int, int]]:
+    """(epoch, step) at which the newest backup in backup_dir was saved, or None without one."""
+    checkpoint = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if checkpoint is None:
+        return None
+    reader = tf.train.load_checkpoint(checkpoint)
+    return tuple(int(reader.get_tensor(f"ckpt_saved_{k}/.ATTRIBUTES/VARIABLE_VALUE")) for k in ("epoch", "batch"))
