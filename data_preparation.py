@@ -24,7 +24,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from utils import UserError, data_preparation_args, exit_on_user_error, write_image, write_text
+from utils import CSV_FOLDER, PNG_FOLDER, UserError, data_preparation_args, exit_on_user_error, write_image, write_text
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".png"}
 LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
@@ -34,8 +34,6 @@ OPENCV_MAX_PIXELS = 2**30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS
 Image.MAX_IMAGE_PIXELS = None  # Pillow only reads headers and EXIF here; OpenCV decodes, with its own limit
 MASK_FOLDERS = ("masks", "labels")
 DEFAULT_GROUP = "default"
-PNG_FOLDER = "png"
-CSV_FOLDER = "csv_file"
 CSV_COLUMNS = ["image", "mask", "group", "height", "width", "foreground"]
 SYNTHETIC_MARKER = "SYNTHETIC.txt"
 # Group sizes 8:4:2:1, so that balanced sampling has something to balance.

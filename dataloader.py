@@ -40,9 +40,10 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from data_preparation import CSV_FOLDER, split_csv
+from data_preparation import split_csv
 from pictures import save_grid
 from utils import (
+    CSV_FOLDER,
     UserError,
     dataloader_args,
     exit_on_user_error,

@@ -26,11 +26,11 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import dataloader
-from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
+from data_preparation import LOSSY_EXTENSIONS, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
 from sliding_window import predict_scaled, predict_scaled_graph, window_predictor, with_tta
-from utils import UserError, exit_on_user_error, predict_args, write_image
+from utils import PNG_FOLDER, UserError, exit_on_user_error, predict_args, write_image
 
 COMPARISON_ROWS = 8
 COMPARISON_SIDE = 192  # pixels of each tile in comparison.png

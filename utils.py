@@ -26,6 +26,9 @@ OPTIMIZER_DEFAULTS = {
 # Fewest steps an epoch by default: a small set still gets enough steps for the default --epochs, and validation,
 # checkpoints, the plateau schedule and --patience keep a meaningful unit. nnU-Net uses 250 whatever the data size.
 MIN_STEPS_PER_EPOCH = 250
+# The folders data_preparation.py writes under DATA, which the scripts that read prepared data look in
+PNG_FOLDER = "png"
+CSV_FOLDER = "csv_file"
 
 
 class UserError(Exception):
