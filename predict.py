@@ -26,7 +26,8 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import dataloader
-from data_preparation import LOSSY_EXTENSIONS, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
+from data_preparation import list_by_stem, split_csv
+from images import LOSSY_EXTENSIONS, read_image, to_binary_mask, to_rgb
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
 from sliding_window import predict_scaled, predict_scaled_graph, window_predictor, with_tta
