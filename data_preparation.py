@@ -10,36 +10,27 @@ DATA/csv_file/: train.csv, valid.csv, one train_<group>.csv per group, and rejec
 import argparse
 import functools
 import hashlib
-import io
 import json
 import os
 import struct
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
-from utils import UserError, data_preparation_args, exit_on_user_error, write_image, write_text
+from flags import add_bool, add_data_root, positive_int
+from images import IMAGE_EXTENSIONS, LOSSY_EXTENSIONS, MaskRule, align, read_source, to_binary_mask, to_rgb
+from synthetic import write_synthetic
+from utils import CSV_FOLDER, PNG_FOLDER, UserError, exit_on_user_error, write_image, write_text
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".png"}
-LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".webp"}
-EXIF_ORIENTATION = 0x0112  # the tag's number
 MANIFEST = "prepared.json"
-OPENCV_MAX_PIXELS = 2**30  # OpenCV's default CV_IO_MAX_IMAGE_PIXELS
-Image.MAX_IMAGE_PIXELS = None  # Pillow only reads headers and EXIF here; OpenCV decodes, with its own limit
 MASK_FOLDERS = ("masks", "labels")
 DEFAULT_GROUP = "default"
-PNG_FOLDER = "png"
-CSV_FOLDER = "csv_file"
 CSV_COLUMNS = ["image", "mask", "group", "height", "width", "foreground"]
-SYNTHETIC_MARKER = "SYNTHETIC.txt"
-# Group sizes 8:4:2:1, so that balanced sampling has something to balance.
-SYNTHETIC_GROUPS = ["group_a"] * 8 + ["group_b"] * 4 + ["group_c"] * 2 + ["group_d"]
 
 
 class Pair(NamedTuple):
@@ -116,146 +107,6 @@ def split_pairs(pairs: list[Pair], valid_fraction: float, seed: int, data_root: 
         else p._replace(split=hashed_split(relative(data_root, p.image.with_suffix("")), valid_fraction, seed))
         for p in pairs
     ]
-
-
-def is_truncated_jpeg(data: bytes) -> bool:
-    """True when no end-of-image marker follows the last scan.
-
-    OpenCV decodes a truncated JPEG without error, filling the missing rows with gray,
-    so the structure has to be checked. Inside a scan, 0xFF is always followed by 0x00 or a
-    restart marker, so 0xFFD9 after the last start-of-scan can only be the real end.
-    """
-    start_of_scan = data.rfind(b"\xff\xda")
-    return start_of_scan < 0 or data.find(b"\xff\xd9", start_of_scan) < 0
-
-
-class MaskRule(NamedTuple):
-    """How mask values become foreground: --foreground_values, else --mask_threshold, else by default."""
-
-    threshold: Optional[int] = None
-    foreground: tuple = ()
-
-
-def decode(data: bytes, path: Path) -> np.ndarray:
-    """Pixels as stored: bit depth, channels and alpha kept, EXIF orientation not applied."""
-    if path.suffix.lower() in (".jpg", ".jpeg") and is_truncated_jpeg(data):
-        raise ValueError("is a truncated JPEG")
-    try:
-        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    except cv2.error:  # what OpenCV raises for an image above its pixel limit
-        array = None
-    if array is None or array.size == 0:
-        raise ValueError(why_not_decoded(data))
-    if array.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"has unsupported pixel type {array.dtype}")
-    return array
-
-
-def why_not_decoded(data: bytes) -> str:
-    """Why OpenCV returned nothing: too many pixels for it, or a file it cannot read."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-    except Exception:  # not even its header is readable
-        return "does not decode"
-    if width * height > OPENCV_MAX_PIXELS:
-        return f"is {width}x{height} pixels, more than OpenCV decodes (2^30): downscale it first"
-    return "does not decode"
-
-
-def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation tag: 1 (as stored) to 8, 1 when there is none."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            orientation = int(image.getexif().get(EXIF_ORIENTATION, 1))
-    except Exception:  # Pillow reads fewer formats than OpenCV; a file it cannot open has no EXIF to apply
-        return 1
-    return orientation if 1 <= orientation <= 8 else 1
-
-
-def orient(array: np.ndarray, orientation: int) -> np.ndarray:
-    """Pixels as stored to pixels as displayed, by EXIF orientation (5 to 8 swap height and width)."""
-    if orientation >= 5:
-        array = array.swapaxes(0, 1)
-    flips = {2: (1,), 3: (0, 1), 4: (0,), 6: (1,), 7: (0, 1), 8: (0,)}.get(orientation)
-    return np.flip(array, flips) if flips else array
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Any image OpenCV reads, as displayed (EXIF orientation applied); ValueError saying why it fails."""
-    data = path.read_bytes()
-    return orient(decode(data, path), exif_orientation(data))
-
-
-def read_source(data: bytes, path: Path, what: str) -> tuple[np.ndarray, int]:
-    """Pixels as stored and the EXIF orientation; ValueError starting with what ("image" or "mask")."""
-    try:
-        return decode(data, path), exif_orientation(data)
-    except ValueError as error:
-        raise ValueError(f"{what} {error}") from error
-
-
-def align(image: np.ndarray, image_orientation: int, mask: np.ndarray, mask_orientation: int) -> tuple:
-    """Image and mask as displayed and turned alike; ValueError naming EXIF when their orientation tags
-    differ and the sizes do not tell whether the mask was drawn on the photo as stored or as shown."""
-    if image_orientation == mask_orientation:
-        return orient(image, image_orientation), orient(mask, mask_orientation)
-    shown = orient(image, image_orientation), orient(mask, mask_orientation)
-    stored = orient(image, image_orientation), orient(mask, image_orientation)  # the mask drawn on stored pixels
-    fits = [pair for pair in (shown, stored) if pair[0].shape[:2] == pair[1].shape[:2]]
-    if len(fits) == 1:
-        return fits[0]
-    why = "its size fits both readings" if fits else "its size fits neither reading"
-    raise ValueError(
-        f"mask EXIF orientation {mask_orientation} differs from the image's {image_orientation} and {why}: "
-        "save image and mask with the same orientation"
-    )
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """8-bit, three channels: 16 bits scaled, gray widened, alpha dropped (OpenCV's BGR order)."""
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257).round().astype(np.uint8)
-    if image.ndim == 2 or image.shape[2] <= 2:
-        return cv2.cvtColor(image if image.ndim == 2 else image[:, :, 0], cv2.COLOR_GRAY2BGR)
-    return image[:, :, :3]
-
-
-def mask_layer(mask: np.ndarray) -> np.ndarray:
-    """One channel: gray as it is, colour by its brightest channel, or the alpha channel when the
-    colour is the same everywhere and the alpha is not (a mask drawn in the alpha channel)."""
-    if mask.ndim == 2:
-        return mask
-    colour = mask[:, :, : 3 if mask.shape[2] >= 3 else 1]
-    alpha = mask[:, :, -1] if mask.shape[2] in (2, 4) else None
-    if alpha is not None and colour.min() == colour.max() and alpha.min() != alpha.max():
-        return alpha
-    return colour.max(axis=2)
-
-
-def to_binary_mask(mask: np.ndarray, rule: Optional[MaskRule] = None, lossy: bool = False) -> np.ndarray:
-    """One channel of 0 and 255. Foreground: the values of --foreground_values; else those above
-    --mask_threshold; else, in a JPEG or WebP mask, those above Otsu's threshold (lossy compression
-    blurs the edges); else every value but 0, when there is at most one. ValueError otherwise."""
-    layer = mask_layer(mask)
-    rule = rule or MaskRule()
-    if rule.foreground:
-        foreground = np.isin(layer, rule.foreground)
-    elif rule.threshold is not None:
-        foreground = layer > rule.threshold
-    elif lossy and layer.dtype == np.uint8:
-        threshold, _ = cv2.threshold(layer, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        foreground = layer > threshold
-    else:
-        values = np.flatnonzero(np.bincount(layer.ravel()))
-        if len(values[values > 0]) > 1:
-            shown = ", ".join(map(str, values[:6])) + (", ..." if len(values) > 6 else "")
-            raise ValueError(
-                f"has {len(values)} values ({shown}): name the foreground with --foreground_values "
-                "(a label mask), or binarise it with --mask_threshold"
-            )
-        foreground = layer > 0
-    return np.where(foreground, 255, 0).astype(np.uint8)
 
 
 def png_path(data_root: Path, source: Path) -> Path:
@@ -412,48 +263,6 @@ def write_manifest(data_root: Path, rule: MaskRule, results: list[dict]) -> None
     write_text(data_root / PNG_FOLDER / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
-def synthetic_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A skin-coloured background with a lighting gradient, and nail-like ellipses as the mask."""
-    height, width = (int(v) for v in rng.integers(96, 161, size=2))
-    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
-    angle = rng.uniform(0, 2 * np.pi)
-    light = 1 + 0.4 * (xx * np.cos(angle) + yy * np.sin(angle) - 0.5)
-    skin = rng.uniform([70, 100, 150], [130, 160, 230])  # BGR
-    image = skin * light[..., None] + rng.normal(0, 8, (height, width, 3))
-    mask = np.zeros((height, width), np.uint8)
-    for _ in range(int(rng.integers(1, 6))):
-        center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        axes = (int(rng.integers(5, 15)), int(rng.integers(8, 22)))
-        cv2.ellipse(mask, center, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
-    nail = rng.uniform([150, 140, 200], [220, 210, 255])
-    image[mask > 0] = nail * light[mask > 0][:, None] + rng.normal(0, 8, (int(np.count_nonzero(mask)), 3))
-    return cv2.GaussianBlur(np.clip(image, 0, 255).astype(np.uint8), (3, 3), 0), mask
-
-
-def write_synthetic(data_root: Path, count: int, seed: int) -> None:
-    """Write `count` generated samples in the seed layout; files already there are kept."""
-    marker = data_root / SYNTHETIC_MARKER
-    own = {SYNTHETIC_MARKER, PNG_FOLDER, CSV_FOLDER, "train", "valid"}
-    if data_root.exists() and not marker.exists() and any(data_root.iterdir()):
-        raise UserError(f"{data_root} is not empty and was not generated by --synthetic; give an empty or new folder")
-    if marker.exists() and set(p.name for p in data_root.iterdir()) - own:
-        raise UserError(f"{data_root} holds files that --synthetic did not write; give an empty or new folder")
-    data_root.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"Generated by data_preparation.py --synthetic {count} --seed {seed}.\n")
-    for i in tqdm(range(count), desc="generating", unit="sample"):
-        rng = np.random.default_rng([seed, i])
-        split = "valid" if rng.random() < 0.2 else "train"
-        name = f"{SYNTHETIC_GROUPS[i % len(SYNTHETIC_GROUPS)]}/{i:05d}"
-        image_path = data_root / split / "images" / f"{name}.{('jpg', 'bmp', 'png')[i % 3]}"
-        mask_path = data_root / split / "masks" / f"{name}.{('png', 'bmp', 'jpg')[i // 3 % 3]}"
-        if image_path.exists() and mask_path.exists():
-            continue
-        image, mask = synthetic_sample(rng)
-        for path, array in ((image_path, image), (mask_path, mask)):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), array)
-
-
 def find_pairs(data_root: Path, valid_fraction: float, seed: int) -> tuple[list[Pair], list[dict]]:
     """Every image/mask pair of the dataset, each with its split, and the files that do not pair."""
     pairs, rejected = [], []
@@ -462,6 +271,65 @@ def find_pairs(data_root: Path, valid_fraction: float, seed: int) -> tuple[list[
         pairs += found
         rejected += unmatched
     return split_pairs(pairs, valid_fraction, seed, data_root), rejected
+
+
+def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Convert images and masks to PNG, pair and validate them, and write "
+        "DATA/csv_file/{train,valid,train_<group>,rejected}.csv.",
+    )
+    add_data_root(parser)
+    parser.add_argument(
+        "--valid_fraction",
+        type=float,
+        default=0.2,
+        help="share of pairs put in valid, per group, when the data has no valid/ folder "
+        "(0 to 1; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=42,
+        help="random seed of the train/valid split and of --synthetic (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mask_threshold",
+        type=int,
+        help="mask values above this one are foreground, in the mask's own units (0 to 65534) "
+        "(default: every value but 0 when a mask has at most one; Otsu's threshold in JPEG and WebP masks)",
+    )
+    parser.add_argument(
+        "--foreground_values",
+        type=int,
+        nargs="+",
+        metavar="V",
+        help="the values of a label mask that are foreground, e.g. 1 2 (default: none; without it a mask "
+        "with several values other than 0 is rejected, naming them)",
+    )
+    add_bool(parser, "--drop_empty", False, "leave out pairs whose mask has no foreground")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first write N generated hand-like images with nail masks into DATA "
+        "(which must be empty or generated before), then prepare them (default: 0, off)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes used for conversion (default: all cores)",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.valid_fraction < 1:
+        parser.error("--valid_fraction must be at least 0 and below 1")
+    if args.mask_threshold is not None and not 0 <= args.mask_threshold <= 65534:
+        parser.error("--mask_threshold must be from 0 to 65534")
+    if args.synthetic < 0:
+        parser.error("--synthetic must be 0 or more")
+    return args
 
 
 def prepare(args: argparse.Namespace) -> None:

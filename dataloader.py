@@ -26,13 +26,13 @@ import tensorflow as tf
 
 from augmentation import augment_function, train_transform, valid_transform
 from copies import resized_copies
-from data_preparation import CSV_FOLDER, split_csv
+from data_preparation import split_csv
 from flags import add_data_root, add_loader_args, check_loader_args, loader_conflict
 from input_scaling import batch_dtype, to_model_input, to_pixels
 from patches import Patches, patch_sources
 from pictures import save_grid
 from tfrecord_cache import RecordFile, record_dataset, tfrecord_shards, worker_files
-from utils import UserError, exit_on_user_error
+from utils import CSV_FOLDER, UserError, exit_on_user_error
 
 CACHE_FORMATS = ("bmp", "tfrecord")
 

@@ -26,15 +26,16 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import dataloader
-from data_preparation import LOSSY_EXTENSIONS, PNG_FOLDER, list_by_stem, read_image, split_csv, to_binary_mask, to_rgb
+from data_preparation import list_by_stem, split_csv
 from export import export_savedmodel, export_tflite
 from flags import add_tta, fraction_below_one, image_size, positive_int, scale_factor
+from images import LOSSY_EXTENSIONS, read_image, to_binary_mask, to_rgb
 from input_scaling import resize_for_model, to_size
 from model import build_model
 from pictures import overlay, plot_history, save_comparison, save_picture
 from scoring import SCORES, ratios, scores
 from sliding_window import predict_scaled, window_predictor, with_tta
-from utils import UserError, exit_on_user_error, write_image
+from utils import PNG_FOLDER, UserError, exit_on_user_error, write_image
 
 COMPARISON_ROWS = 8
 COMPARISON_SIDE = 192  # pixels of each tile in comparison.png

@@ -1,4 +1,5 @@
-"""UserError, which every script turns into one line and exit code 2, and file writes that are whole or nothing."""
+"""UserError, which every script turns into one line and exit code 2; file writes that are whole or nothing; and the
+names of the folders that data_preparation.py writes."""
 
 import contextlib
 import io
@@ -13,6 +14,9 @@ from typing import Iterator, Optional, Union
 import cv2
 import numpy as np
 
+# The folders data_preparation.py writes under DATA, which the scripts that read prepared data look in
+PNG_FOLDER = "png"
+CSV_FOLDER = "csv_file"
 
 class UserError(Exception):
     """A fault the user can fix (a flag, a file, the machine): library functions raise it, and each

@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras2  # noqa: E402, F401
 
-from data_preparation import PNG_FOLDER, split_csv  # noqa: E402
-from utils import positive_int  # noqa: E402
+from data_preparation import split_csv  # noqa: E402
+from utils import PNG_FOLDER, positive_int  # noqa: E402
 
 VARIANTS = {
     "a": "keras.utils.Sequence loop",

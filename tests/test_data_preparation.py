@@ -15,6 +15,7 @@ from PIL import Image, ImageOps
 
 import data_preparation as dp
 import utils
+from images import EXIF_ORIENTATION, is_truncated_jpeg, orient, read_image, to_rgb
 
 
 def prepare(data_root: Path, *flags: str) -> None:
@@ -128,9 +129,9 @@ def test_image_conversion_widens_gray_drops_alpha_and_scales_16_bit(tmp_path):
     deep = np.full((8, 8, 3), 65535, np.uint16)
     for name, array in (("gray.png", gray), ("rgba.png", rgba), ("deep.tif", deep)):
         cv2.imwrite(str(tmp_path / name), array)
-    assert np.array_equal(dp.to_rgb(dp.read_image(tmp_path / "gray.png")), np.dstack([gray] * 3))
-    assert np.array_equal(dp.to_rgb(dp.read_image(tmp_path / "rgba.png")), np.full((8, 8, 3), 7))
-    assert np.array_equal(dp.to_rgb(dp.read_image(tmp_path / "deep.tif")), np.full((8, 8, 3), 255))
+    assert np.array_equal(to_rgb(read_image(tmp_path / "gray.png")), np.dstack([gray] * 3))
+    assert np.array_equal(to_rgb(read_image(tmp_path / "rgba.png")), np.full((8, 8, 3), 7))
+    assert np.array_equal(to_rgb(read_image(tmp_path / "deep.tif")), np.full((8, 8, 3), 255))
 
 
 def write_mask(path: Path, array: np.ndarray, orientation: int = 1) -> None:
@@ -140,7 +141,7 @@ def write_mask(path: Path, array: np.ndarray, orientation: int = 1) -> None:
         cv2.imwrite(str(path), array)
         return
     exif = Image.Exif()
-    exif[dp.EXIF_ORIENTATION] = orientation
+    exif[EXIF_ORIENTATION] = orientation
     Image.fromarray(array).save(path, exif=exif, quality=95)
 
 
@@ -228,16 +229,16 @@ def test_orient_matches_pillows_exif_transpose(orientation):
     stored = np.arange(6 * 4 * 3, dtype=np.uint8).reshape(6, 4, 3)
     image = Image.fromarray(stored)
     exif = image.getexif()
-    exif[dp.EXIF_ORIENTATION] = orientation
+    exif[EXIF_ORIENTATION] = orientation
     image.info["exif"] = exif.tobytes()
-    assert np.array_equal(dp.orient(stored, orientation), np.asarray(ImageOps.exif_transpose(image)))
+    assert np.array_equal(orient(stored, orientation), np.asarray(ImageOps.exif_transpose(image)))
 
 
 def test_truncated_jpeg_is_detected():
     ok, encoded = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     data = encoded.tobytes()
-    assert not dp.is_truncated_jpeg(data)
-    assert dp.is_truncated_jpeg(data[: len(data) // 2])
+    assert not is_truncated_jpeg(data)
+    assert is_truncated_jpeg(data[: len(data) // 2])
 
 
 def test_synthetic_data_is_deterministic_grouped_and_mixed_format(tmp_path):
