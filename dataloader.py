@@ -5,7 +5,7 @@
 prints one training batch's shapes, dtypes and value ranges, and saves imgs/augmentations.png.
 
 Where the work goes: by default every image and mask is resized once to the training size and kept as BMP in
-DATA/cache/<size>px/ (copies.py). Each epoch then decodes these small files with TensorFlow's own ops and runs the
+DATA/cache/<size>px/ (disk_cache.py). Each epoch then decodes these small files with TensorFlow's own ops and runs the
 albumentations transform on them in a `tf.numpy_function`, many samples at a time (augmentation.py). File paths are
 shuffled, never decoded images, so memory does not depend on the number of samples. The samples can instead come
 from TFRecord shards (tfrecord_cache.py) or be crops of rescaled copies (patches.py).
@@ -25,8 +25,8 @@ import pandas as pd
 import tensorflow as tf
 
 from augmentation import augment_function, train_transform, valid_transform
-from copies import resized_copies
 from data_preparation import split_csv
+from disk_cache import resized_copies
 from flags import add_data_root, add_loader_args, check_loader_args, loader_conflict
 from input_scaling import batch_dtype, to_model_input, to_pixels
 from patches import Patches, patch_sources

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from copies import CACHE_FOLDER, CopyTask, resized, write_copies
+from disk_cache import CACHE_FOLDER, CopyTask, resized, write_copies
 from utils import write_array
 
 # Foreground locations kept a mask to centre crops on: nnU-Net's 10,000, or 1% of them if that is more

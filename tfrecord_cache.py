@@ -19,7 +19,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from copies import CACHE_FOLDER, resized
+from disk_cache import CACHE_FOLDER, resized
 from utils import UserError, replacing, write_text
 
 # On the nails at 384 px, quality 95 gives 42 KB an image and a mean error of 1.5 grey levels; 90 gives 29 KB

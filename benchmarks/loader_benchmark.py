@@ -99,7 +99,7 @@ def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
     """The seed's pipeline, faults included; kept here only as the baseline."""
     import tensorflow as tf
 
-    from dataloader import train_transform
+    from augmentation import train_transform
 
     def decode(image_path, mask_path):
         image = tf.io.decode_png(tf.io.read_file(image_path), channels=3)
@@ -130,7 +130,7 @@ def sequence_batches(table: pd.DataFrame, size: int, batch_size: int):
     """A keras.utils.Sequence as such loaders are usually written: OpenCV reads, transform, stack."""
     import tensorflow as tf
 
-    from dataloader import train_transform
+    from augmentation import train_transform
 
     transform = train_transform(size)
 
@@ -168,6 +168,11 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
     import tensorflow as tf
 
     import dataloader
+    from augmentation import augment_function, train_transform
+    from disk_cache import bmp_folder
+    from input_scaling import to_model_input
+    from patches import Patches, patch_folder
+    from tfrecord_cache import tfrecord_folder
 
     csv_path = split_csv(bench_root, "train")
     table = dataloader.read_samples(csv_path)
@@ -181,34 +186,36 @@ def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dic
     elif variant in CACHE_FORMATS:
         cache_format, scale = CACHE_FORMATS[variant], SCALES.get(variant)
         start = time.perf_counter()
+        patches = Patches(args.image_size, scale) if scale else None
         if cache_format == "bmp":
-            dataloader.load_samples([csv_path], args.image_size, resize_first=True, scale=scale)
+            dataloader.load_samples([csv_path], dataloader.copy_maker(args.image_size, True, patches))
         else:
             dataloader.record_files([csv_path], args.image_size)
         extra["cache_once_s"] = round(time.perf_counter() - start, 1)
-        cache = dataloader.cache_folder(bench_root, args.image_size, cache_format, scale)
+        if scale:
+            cache = patch_folder(bench_root, scale)
+        else:
+            cache = (bmp_folder if cache_format == "bmp" else tfrecord_folder)(bench_root, args.image_size)
         extra["cache_bytes_per_sample"] = folder_bytes(cache) / len(table)
-        patches = dataloader.Patches(args.image_size, scale) if scale else None
         dataset, n = dataloader.build_dataset(
             [csv_path], args.image_size, args.batch_size, training=True, cache_format=cache_format, patches=patches
         )
-        steps = dataloader.steps_per_epoch(n, args.batch_size)
+        steps = math.ceil(n / args.batch_size)
         batches = iter(dataset)
         seconds, samples = time_epochs(lambda: sum(len(next(batches)[0]) for _ in range(steps)), args.epochs)
     else:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
         cv2.setNumThreads(1)
-        resized = dataloader.load_samples([csv_path], args.image_size, resize_first=True)[0][0]
-        load = dataloader.augment_function(dataloader.train_transform(args.image_size), args.image_size, seed=0)
-        convert = dataloader.to_model_input(tf.float32)
+        resized = dataloader.load_samples([csv_path], dataloader.copy_maker(args.image_size, True, None))[0][0]
+        load = augment_function(train_transform(args.image_size), args.image_size, seed=0)
         rows = list(resized.itertuples())[: min(len(resized), 200)]
 
         def read_epoch():
             for index, row in enumerate(rows):
                 encoded = dataloader.read_pair(tf.constant(row.image), tf.constant(row.mask))
                 image, mask = load(tf.constant(index, tf.int64), encoded)
-                convert(image[None], mask[None])
+                to_model_input(image[None]), tf.cast(mask[None] > 0, tf.float32)
             return len(rows)
 
         seconds, samples = time_epochs(read_epoch, args.epochs)

@@ -28,6 +28,10 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from scoring import ratios  # noqa: E402
+
 # the 10 validation photos of the seeded random split before commit 83377ff, used by every earlier experiment
 VALID = {
     "3493127D-7B19-4E50-94AE-2401BD2A91C8", "4252e46c-e40f-4543-91ab-031917d46c5c",
@@ -84,7 +88,7 @@ def train_and_score(data: Path, work: Path, variant: str, seed: int, args: argpa
     run([sys.executable, "predict.py", "--weights", str(weights), "--data_root", str(data), "--split", "valid",
          "--output", str(work / "scores")])  # fmt: skip
     table = pd.read_csv(work / "scores" / "metrics.csv")
-    micro = table.tp.sum() / (table.tp.sum() + table.fp.sum() + table.fn.sum())
+    micro = ratios(int(table.tp.sum()), int(table.fp.sum()), int(table.fn.sum()))["iou"]
     return {"variant": variant, "seed": seed, "iou_full_resolution": round(micro, 4),
             "history_val_iou": round(float(history.val_iou.iloc[-1]), 4),
             "s_per_step": round(per_epoch / (args.steps // 2), 3), "minutes": round(minutes, 1)}  # fmt: skip

@@ -20,9 +20,10 @@ import keras2  # noqa: E402, F401
 import tensorflow as tf  # noqa: E402
 
 import dataloader  # noqa: E402
-import train  # noqa: E402
+from callbacks import epoch_timer  # noqa: E402
+from flags import image_size, positive_int  # noqa: E402
+from input_scaling import batch_dtype  # noqa: E402
 from model import create_model  # noqa: E402
-from utils import image_size, positive_int  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,18 +40,18 @@ def parse_args() -> argparse.Namespace:
 
 def images_per_second(model: tf.keras.Model, batches: tf.data.Dataset, steps: int, batch_size: int) -> float:
     seconds = []
-    model.fit(batches, epochs=2, steps_per_epoch=steps, callbacks=[train.epoch_timer(seconds)], verbose=0)
+    model.fit(batches, epochs=2, steps_per_epoch=steps, callbacks=[epoch_timer(seconds)], verbose=0)
     return steps * batch_size / seconds[-1]
 
 
-def measure(args: argparse.Namespace, policy: str, jit_compile: bool) -> tuple[float, float]:
+def measure(args: argparse.Namespace, mixed_precision: bool, jit_compile: bool) -> tuple[float, float]:
     """(images/s fed by the loader, images/s fed from memory) for one precision and XLA setting."""
-    tf.keras.mixed_precision.set_global_policy(policy)
     csv_paths = dataloader.train_csvs(Path(args.data_root), balance=False)
-    loader, _ = dataloader.build_dataset(csv_paths, args.image_size, args.batch_size, training=True)
+    dtype = batch_dtype(mixed_precision)
+    loader, _ = dataloader.build_dataset(csv_paths, args.image_size, args.batch_size, training=True, dtype=dtype)
     in_memory = tf.data.Dataset.from_tensor_slices(tuple(tf.stack(t) for t in zip(*loader.take(args.steps))))
     in_memory = in_memory.repeat().prefetch(tf.data.AUTOTUNE)
-    model = create_model(args.backbone, "none", jit_compile=jit_compile)
+    model = create_model(args.backbone, "none", jit_compile=jit_compile, mixed_precision=mixed_precision)
     return (
         images_per_second(model, loader, args.steps, args.batch_size),
         images_per_second(model, in_memory, args.steps, args.batch_size),
@@ -65,7 +66,7 @@ def main() -> None:
     for policy in ("float32", "mixed_float16"):
         for jit_compile in (False, True):
             try:
-                from_loader, from_memory = measure(args, policy, jit_compile)
+                from_loader, from_memory = measure(args, policy == "mixed_float16", jit_compile)
             except Exception as error:  # XLA does not compile every model on every device: say so, go on
                 reason = " ".join(str(error).split())[:90]
                 print(f"{policy:<16}{str(jit_compile):<6}  failed: {type(error).__name__}: {reason}")

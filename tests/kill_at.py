@@ -51,7 +51,7 @@ def kill_after_replace(epoch: int, count: int) -> None:
 def main() -> None:
     point, epoch, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     committer, model = checkpoints.CommittedEpochs, train.tf.keras.Model
-    in_epoch = lambda self, *args: self._current_epoch == epoch  # noqa: E731
+    in_epoch = lambda self, *args: self.epoch == epoch  # noqa: E731
     if point == "step":  # in the middle of an epoch's steps
         kill_around(committer, "on_train_batch_end", "after", lambda self, batch, *a: in_epoch(self) and batch == 1)
     elif point == "validation":  # while validating
@@ -59,9 +59,9 @@ def main() -> None:
     elif point == "staged":  # the epoch's last weights written to pending, nothing else yet
         kill_around(model, "save_weights", "after", lambda self, path, *a: f"pending/{epoch}/" in str(path))
     elif point == "before_backup":  # history row and weights pending, backup not yet saved
-        kill_around(committer, "_backup", "before", lambda self, *a: in_epoch(self))
+        kill_around(committer, "save", "before", lambda self, *a: in_epoch(self))
     elif point == "after_backup":  # the epoch committed by its backup, its files not yet moved
-        kill_around(committer, "_backup", "after", lambda self, *a: in_epoch(self))
+        kill_around(committer, "save", "after", lambda self, *a: in_epoch(self))
     elif point == "first_file":  # right after the first weights file of the epoch appears in place
         kill_after_replace(epoch, 1)
     elif point == "after_last_epoch":  # every epoch committed, the backup not yet removed

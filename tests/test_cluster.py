@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, SMALL
 
 import checkpoints
-import train
+import distribute
 
 WORKERS = 2
 
@@ -133,9 +133,9 @@ def test_tf_config_of_one_task_is_one_machine(monkeypatch):
     monkeypatch.setenv(
         "TF_CONFIG", json.dumps({"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}})
     )
-    assert train.cluster_resolver("tf_config") is None
+    assert distribute.cluster_resolver("tf_config") is None
     monkeypatch.delenv("TF_CONFIG")
-    assert train.cluster_resolver("tf_config") is None and train.is_chief(None)
+    assert distribute.cluster_resolver("tf_config") is None and distribute.is_chief(None)
 
 
 @pytest.mark.parametrize(
@@ -150,8 +150,8 @@ def test_tf_config_of_one_task_is_one_machine(monkeypatch):
 )
 def test_a_bad_tf_config_is_named(monkeypatch, tf_config, error):
     monkeypatch.setenv("TF_CONFIG", tf_config)
-    with pytest.raises(train.UserError, match=error):
-        train.cluster_resolver("tf_config")
+    with pytest.raises(distribute.UserError, match=error):
+        distribute.cluster_resolver("tf_config")
 
 
 def test_slurm_tasks_become_workers_on_one_port_each(monkeypatch):
@@ -159,19 +159,19 @@ def test_slurm_tasks_become_workers_on_one_port_each(monkeypatch):
              "SLURM_STEP_TASKS_PER_NODE": "1(x2)"}  # fmt: skip
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
-    resolver = train.cluster_resolver("slurm")
+    resolver = distribute.cluster_resolver("slurm")
     assert resolver.cluster_spec().as_dict() == {"worker": ["node07:8888", "node08:8888"]}
-    assert (resolver.task_type, resolver.task_id, train.is_chief(resolver)) == ("worker", 1, False)
+    assert (resolver.task_type, resolver.task_id, distribute.is_chief(resolver)) == ("worker", 1, False)
     monkeypatch.delenv("SLURM_PROCID")
-    with pytest.raises(train.UserError, match="srun"):
-        train.cluster_resolver("slurm")
+    with pytest.raises(distribute.UserError, match="srun"):
+        distribute.cluster_resolver("slurm")
 
 
 EVALUATE = """
 import json, sys
 sys.path.insert(0, {repo!r})
-import dataloader, model, train
-strategy = train.make_strategy(["cpu"], 1, train.cluster_resolver("tf_config"))
+import dataloader, distribute, model
+strategy = distribute.make_strategy(["cpu"], 1, distribute.cluster_resolver("tf_config"))
 with strategy.scope():
     net = model.create_model("resnet18", "none")
 net.load_weights({weights!r})

@@ -13,8 +13,12 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+import augmentation
 import data_preparation
 import dataloader
+import disk_cache
+import tfrecord_cache
+from patches import Patches, crop_corner, foreground_file, foreground_locations, read_crop, write_patch_copy
 from utils import UserError
 
 SIZE = 64
@@ -27,17 +31,14 @@ def batches(data_root: Path, csv_name: str, training: bool, batch_size: int = 4,
     return dataset
 
 
-@pytest.mark.parametrize("policy, dtype", [("float32", tf.float32), ("mixed_float16", tf.float16)])
-def test_batches_have_static_shapes_and_the_policy_dtype(synthetic_data, policy, dtype):
-    tf.keras.mixed_precision.set_global_policy(policy)
-    try:
-        dataset = batches(synthetic_data, "train.csv", training=True)
-        images, masks = next(iter(dataset))
-    finally:
-        tf.keras.mixed_precision.set_global_policy("float32")
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float16])
+def test_batches_have_static_shapes_and_the_dtype_asked_for(synthetic_data, dtype):
+    dataset = batches(synthetic_data, "train.csv", training=True, dtype=dtype)
+    images, masks = next(iter(dataset))
     assert dataset.element_spec[0].shape == (4, SIZE, SIZE, 3) and dataset.element_spec[1].shape == (4, SIZE, SIZE, 1)
     assert images.dtype == dtype and masks.dtype == dtype
     assert 0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # asked for, not read from a global
 
 
 @pytest.mark.parametrize("resize_first", [True, False])
@@ -51,7 +52,7 @@ def test_transforms_raise_no_warnings():
     image, mask = np.zeros((80, 96, 3), np.uint8), np.zeros((80, 96, 1), np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for transform in (dataloader.train_transform(SIZE), dataloader.valid_transform(SIZE)):
+        for transform in (augmentation.train_transform(SIZE), augmentation.valid_transform(SIZE)):
             transform(image=image, mask=mask)
 
 
@@ -115,7 +116,7 @@ def test_balance_reads_one_csv_per_group(synthetic_data):
 @pytest.mark.parametrize("workers", [2, 3])
 def test_workers_take_disjoint_shards_of_every_group_that_cover_it(synthetic_data, workers):
     csvs = dataloader.train_csvs(synthetic_data, balance=True)
-    shards = [dataloader.load_samples(csvs, SIZE, False, shard=(workers, i)) for i in range(workers)]
+    shards = [dataloader.load_samples(csvs, shard=(workers, i)) for i in range(workers)]
     assert {n for _, n in shards} == {len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))}  # for the steps
     for group, csv in enumerate(csvs):
         whole = list(dataloader.read_samples(csv).image)
@@ -144,14 +145,14 @@ def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_d
 def test_resized_copies_are_written_once_and_renewed_when_the_source_changes_even_to_an_older_time(synthetic_data):
     csv_path = synthetic_data / "csv_file" / "valid.csv"
     table = dataloader.read_samples(csv_path)
-    copies = dataloader.resized_copies(table, csv_path, 40)
+    copies = disk_cache.resized_copies(table, csv_path, 40)
     mtimes = [os.stat(p).st_mtime_ns for p in copies.image]
     assert cv2.imread(copies.image[0]).shape == (40, 40, 3)
     assert set(np.unique(cv2.imread(copies["mask"][0], cv2.IMREAD_UNCHANGED))) <= {0, 255}
-    dataloader.resized_copies(table, csv_path, 40)
+    disk_cache.resized_copies(table, csv_path, 40)
     assert [os.stat(p).st_mtime_ns for p in copies.image] == mtimes
     os.utime(table.image[0], ns=(mtimes[0] - 10**9, mtimes[0] - 10**9))  # replaced by an older file (`cp -p`)
-    dataloader.resized_copies(table, csv_path, 40)
+    disk_cache.resized_copies(table, csv_path, 40)
     assert os.stat(copies.image[0]).st_mtime_ns == mtimes[0] - 10**9  # rewritten, with its source's time
     assert [os.stat(p).st_mtime_ns for p in copies.image[1:]] == mtimes[1:]
 
@@ -180,10 +181,6 @@ def test_the_command_turns_a_user_error_into_one_line_and_exit_2(tmp_path, capsy
     assert error.startswith("error: ") and "does not exist: run data_preparation.py" in error
 
 
-def test_steps_per_epoch_rounds_up():
-    assert dataloader.steps_per_epoch(42, 8) == 6 and dataloader.steps_per_epoch(48, 8) == 6
-
-
 def test_command_prints_a_batch_and_saves_the_grid(synthetic_data, tmp_path, capsys):
     output = tmp_path / "grid.png"
     dataloader.main(["--data_root", str(synthetic_data), "--image_size", "64", "--batch_size", "8",
@@ -197,22 +194,22 @@ def test_command_prints_a_batch_and_saves_the_grid(synthetic_data, tmp_path, cap
 @pytest.fixture
 def own_copy(synthetic_data, tmp_path) -> Path:
     """A copy of the prepared synthetic data (without its caches), for tests that change its sources."""
-    shutil.copytree(synthetic_data, tmp_path / "data", ignore=shutil.ignore_patterns(dataloader.CACHE_FOLDER))
+    shutil.copytree(synthetic_data, tmp_path / "data", ignore=shutil.ignore_patterns(disk_cache.CACHE_FOLDER))
     return tmp_path / "data"
 
 
 def decoded_records(files: list, shard: tuple[int, int] = (1, 0)) -> list[tuple[np.ndarray, np.ndarray]]:
-    records = dataloader.record_dataset(files, training=False, shard=shard)
+    records = tfrecord_cache.record_dataset(files, training=False, shard=shard)
     return [(tf.io.decode_image(i).numpy(), tf.io.decode_image(m).numpy()) for i, m in records.as_numpy_iterator()]
 
 
 def test_records_hold_the_bmp_cache_masks_exactly_and_its_images_within_jpeg_error(synthetic_data, monkeypatch):
-    monkeypatch.setattr(dataloader, "MIN_SHARD_RECORDS", 3)  # several files, read back in turn
+    monkeypatch.setattr(tfrecord_cache, "MIN_SHARD_RECORDS", 3)  # several files, read back in turn
     csv_path = synthetic_data / "csv_file" / "valid.csv"
     table = dataloader.read_samples(csv_path)
-    files = dataloader.tfrecord_shards(table, csv_path, SIZE)
+    files = tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)
     assert len(files) > 1 and files[0].path.parent == synthetic_data / "cache" / f"{SIZE}px-tfrecord" / "valid"
-    copies = dataloader.resized_copies(table, csv_path, SIZE)
+    copies = disk_cache.resized_copies(table, csv_path, SIZE)
     records = decoded_records(files)
     assert len(records) == len(table)
     for (image, mask), bmp_image, bmp_mask in zip(records, copies.image, copies["mask"]):  # in the CSV's order
@@ -222,8 +219,8 @@ def test_records_hold_the_bmp_cache_masks_exactly_and_its_images_within_jpeg_err
 
 def test_masks_are_stored_as_png_never_jpeg(synthetic_data):
     csv_path = synthetic_data / "csv_file" / "valid.csv"
-    files = dataloader.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
-    for image, mask in dataloader.record_dataset(files, training=False).as_numpy_iterator():
+    files = tfrecord_cache.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
+    for image, mask in tfrecord_cache.record_dataset(files, training=False).as_numpy_iterator():
         assert image[:3] == b"\xff\xd8\xff" and mask[:8] == b"\x89PNG\r\n\x1a\n"
         assert set(np.unique(tf.io.decode_image(mask).numpy())) == {0, 255}  # a JPEG mask blurs its edges
 
@@ -233,23 +230,23 @@ def shard_times(files: list) -> list[int]:
 
 
 def test_shards_are_rewritten_exactly_when_a_source_or_the_table_changes(own_copy, monkeypatch):
-    monkeypatch.setattr(dataloader, "MIN_SHARD_RECORDS", 3)
+    monkeypatch.setattr(tfrecord_cache, "MIN_SHARD_RECORDS", 3)
     csv_path = own_copy / "csv_file" / "valid.csv"
     table = dataloader.read_samples(csv_path)
-    files = dataloader.tfrecord_shards(table, csv_path, SIZE)
+    files = tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)
     times = shard_times(files)
-    assert shard_times(dataloader.tfrecord_shards(table, csv_path, SIZE)) == times  # unchanged: not written
+    assert shard_times(tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)) == times  # unchanged: not written
     before = os.stat(table.image[1]).st_mtime_ns - 10**9
     os.utime(table.image[1], ns=(before, before))  # replaced by an older file (`cp -p`); row 1 is in file 1
-    assert [a == b for a, b in zip(shard_times(dataloader.tfrecord_shards(table, csv_path, SIZE)), times)] == [
+    assert [a == b for a, b in zip(shard_times(tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)), times)] == [
         i != 1 for i in range(len(files))
     ]
     flipped = cv2.flip(cv2.imread(table.image[0]), 1)
     cv2.imwrite(table.image[0], flipped)  # new content
-    first = decoded_records(dataloader.tfrecord_shards(table, csv_path, SIZE))[0][0]
+    first = decoded_records(tfrecord_cache.tfrecord_shards(table, csv_path, SIZE))[0][0]
     expected = cv2.resize(flipped, (SIZE, SIZE), interpolation=cv2.INTER_AREA)[..., ::-1]
     assert np.abs(first.astype(int) - expected).mean() < 3
-    shorter = dataloader.tfrecord_shards(table.iloc[:-3], csv_path, SIZE)  # fewer rows: fewer files, old ones gone
+    shorter = tfrecord_cache.tfrecord_shards(table.iloc[:-3], csv_path, SIZE)  # fewer rows: fewer files, old ones gone
     assert len(shorter) < len(files) and sorted(files[0].path.parent.glob("*.tfrecord")) == [f.path for f in shorter]
     assert len(decoded_records(shorter)) == len(table) - 3
 
@@ -257,18 +254,21 @@ def test_shards_are_rewritten_exactly_when_a_source_or_the_table_changes(own_cop
 @pytest.mark.parametrize("min_records, several_files", [(3, True), (100, False)])
 def test_two_workers_read_disjoint_shares_that_cover_every_sample_once(synthetic_data, monkeypatch, min_records,
                                                                        several_files):  # fmt: skip
-    monkeypatch.setattr(dataloader, "MIN_SHARD_RECORDS", min_records)
+    monkeypatch.setattr(tfrecord_cache, "MIN_SHARD_RECORDS", min_records)
     csv_path = synthetic_data / "csv_file" / "train.csv"
-    files = dataloader.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
+    files = tfrecord_cache.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
     assert (len(files) >= 2) == several_files
-    every = [i for i, _ in dataloader.record_dataset(files, training=False).as_numpy_iterator()]
-    shares = [[i for i, _ in dataloader.record_dataset(files, False, shard=(2, w)).as_numpy_iterator()] for w in (0, 1)]
+    every = [i for i, _ in tfrecord_cache.record_dataset(files, training=False).as_numpy_iterator()]
+    shares = [
+        [i for i, _ in tfrecord_cache.record_dataset(files, False, shard=(2, w)).as_numpy_iterator()] for w in (0, 1)
+    ]
     assert len(set(every)) == len(every) and sorted(shares[0] + shares[1]) == sorted(every)
-    assert [len(s) for s in shares] == [sum(f.records for f in dataloader.worker_files(files, (2, w))) for w in (0, 1)]
-    endless = dataloader.record_dataset(files, training=True, seed=1, shard=(2, 1)).take(10 * len(shares[1]))
+    own = [sum(f.records for f in tfrecord_cache.worker_files(files, (2, w))) for w in (0, 1)]
+    assert [len(s) for s in shares] == own
+    endless = tfrecord_cache.record_dataset(files, training=True, seed=1, shard=(2, 1)).take(10 * len(shares[1]))
     assert {i for i, _ in endless.as_numpy_iterator()} == set(shares[1])  # shuffled, and still its own share
     with pytest.raises(UserError, match="worker 2 of 2 does not exist"):
-        dataloader.worker_files(files, (2, 2))
+        tfrecord_cache.worker_files(files, (2, 2))
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -307,14 +307,14 @@ def test_a_full_disk_or_a_source_that_does_not_decode_while_writing_records_is_a
     table = dataloader.read_samples(csv_path)
     Path(table["mask"][2]).write_bytes(b"not a PNG")
     with pytest.raises(UserError, match=f"{table['mask'][2]} does not decode"):
-        dataloader.tfrecord_shards(table, csv_path, SIZE)
+        tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)
 
     def full(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(None, None, "x.tfrecord; No space left on device")
 
-    monkeypatch.setattr(dataloader, "encoded_record", full)  # the forked workers inherit it
+    monkeypatch.setattr(tfrecord_cache, "encoded_record", full)  # the forked workers inherit it
     with pytest.raises(UserError, match=r"cannot write the TFRecord cache into .*64px-tfrecord/valid: .*No space left"):
-        dataloader.tfrecord_shards(table, csv_path, SIZE)
+        tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)
     assert not list((own_copy / "cache" / f"{SIZE}px-tfrecord" / "valid").glob("*.tfrecord*"))  # no half file
 
 
@@ -339,7 +339,7 @@ def test_the_transforms_of_a_compose_draw_independently():
     image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     encoded = tf.io.encode_png(image), tf.io.encode_png(np.zeros((16, 16, 1), np.uint8))
     flips = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
-    load = dataloader.augment_function(flips, 16, seed=0)
+    load = augmentation.augment_function(flips, 16, seed=0)
     views = {"none": image, "left-right": image[:, ::-1], "upside-down": image[::-1], "both": image[::-1, ::-1]}
     seen = [
         next(name for name, view in views.items() if np.array_equal(load(tf.constant(i, tf.int64), encoded)[0], view))
@@ -356,21 +356,21 @@ def patch_sources(folder: Path, image: np.ndarray, mask: np.ndarray) -> tuple[st
     for name, pixels, is_mask in (("image", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), False), ("mask", mask, True)):
         source, target = folder / f"{name}.png", folder / "copies" / f"{name}.npy"
         cv2.imwrite(str(source), pixels)
-        dataloader.resize_file((str(source), str(target), is_mask), SIZE, scale=1.0)
+        write_patch_copy((str(source), str(target), is_mask), scale=1.0)
         paths.append(str(target))
     return paths[0], paths[1]
 
 
 def test_crops_keep_image_and_mask_aligned_and_pad_small_images(tmp_path):
     rng = np.random.default_rng(0)
-    patches = dataloader.Patches(64, foreground_share=0.5)
+    patches = Patches(64, foreground_share=0.5)
     for height, width in ((300, 200), (40, 50)):  # the second is smaller than a patch: padded
         image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         mask = (image[..., 0] > 127).astype(np.uint8) * 255  # a mask that follows the image's red channel
         paths = patch_sources(tmp_path / f"{height}", image, mask)
         assert np.array_equal(np.load(paths[0]), image)  # RGB, as TensorFlow decodes the BMP copies
         for _ in range(50):
-            crop_image, crop_mask = dataloader.read_crop(*paths, patches, rng)
+            crop_image, crop_mask = read_crop(*paths, patches, rng)
             assert crop_image.shape == (64, 64, 3) and crop_mask.shape == (64, 64, 1)
             assert np.array_equal(crop_mask, (crop_image[..., :1] > 127).astype(np.uint8) * 255)
     assert crop_image[:12].max() == 0 and crop_image[12:52, 7:57].all(axis=-1).any()  # padded by 12 rows, 7 columns
@@ -383,13 +383,13 @@ def test_a_crop_reads_only_its_window_of_a_large_image(tmp_path):
     mask = np.zeros((3000, 3000), np.uint8)
     mask[1000:1100, 2000:2100] = 255
     paths = patch_sources(tmp_path, image, mask)
-    patches = dataloader.Patches(64, foreground_share=1.0)
+    patches = Patches(64, foreground_share=1.0)
     tracemalloc.start()
-    crop_image, crop_mask = dataloader.read_crop(*paths, patches, np.random.default_rng(1))
+    crop_image, crop_mask = read_crop(*paths, patches, np.random.default_rng(1))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    locations = np.load(dataloader.foreground_file(paths[1]))
-    top, left = dataloader.crop_corner(mask.shape, locations, 64, 1.0, np.random.default_rng(1))
+    locations = np.load(foreground_file(paths[1]))
+    top, left = crop_corner(mask.shape, locations, 64, 1.0, np.random.default_rng(1))
     assert crop_mask.any() and np.array_equal(crop_image, image[top : top + 64, left : left + 64])
     assert peak < 2_000_000  # the crop's rows are 0.8 MB with the mask's; the whole image would be 27 MB
 
@@ -398,15 +398,15 @@ def test_a_crop_reads_only_its_window_of_a_large_image(tmp_path):
 def test_the_foreground_share_of_crops_holds_over_2000_draws(share):
     mask = np.zeros((1000, 1000), np.uint8)
     mask[600:610, 300:310] = 255  # 0.01% of the image: a random 64 px crop holds some of it 0.6% of the time
-    locations = dataloader.foreground_locations(mask)
+    locations = foreground_locations(mask)
     rng = np.random.default_rng(1)
-    corners = [dataloader.crop_corner(mask.shape, locations, 64, share, rng) for _ in range(2000)]
+    corners = [crop_corner(mask.shape, locations, 64, share, rng) for _ in range(2000)]
     holding = np.mean([mask[top : top + 64, left : left + 64].any() for top, left in corners])
     assert abs(holding - share) <= 0.05
 
 
 def test_patch_batches_are_crops_of_the_rescaled_copies(synthetic_data):
-    patches = dataloader.Patches(32, scale=0.5)
+    patches = Patches(32, scale=0.5)
     train = batches(synthetic_data, "train.csv", training=True, patches=patches)
     valid = batches(synthetic_data, "valid.csv", training=False, patches=patches)
     assert next(iter(train))[0].shape == (4, 32, 32, 3) and next(iter(valid))[0].shape[1:] == (32, 32, 3)
@@ -420,15 +420,15 @@ def test_foreground_locations_are_all_the_pixels_or_a_uniform_sample():
     mask = np.zeros((500, 500), np.uint8)
     mask[10:13, 10:13] = 255  # 9 pixels
     mask[400:409, 300:309] = 255  # 81 pixels: 90% of the foreground
-    locations = dataloader.foreground_locations(mask)
+    locations = foreground_locations(mask)
     assert sorted(map(tuple, locations)) == sorted(zip(*np.nonzero(mask)))
     rng = np.random.default_rng(2)
-    corners = [dataloader.crop_corner(mask.shape, locations, 2, 1.0, rng) for _ in range(2000)]
+    corners = [crop_corner(mask.shape, locations, 2, 1.0, rng) for _ in range(2000)]
     assert abs(np.mean(np.array(corners)[:, 0] >= 399) - 0.9) <= 0.03  # each location drawn alike
     large = np.zeros((2000, 2000), np.uint8)
     large[:, :100] = 255  # 200,000 pixels: a sample of 10,000
     large[:, 1900:] = 255  # another 200,000
-    sample = dataloader.foreground_locations(large)
+    sample = foreground_locations(large)
     assert len(sample) == 10_000 and large[sample[:, 0], sample[:, 1]].all()
     assert abs(np.mean(sample[:, 1] >= 1900) - 0.5) <= 0.02
-    assert len(dataloader.foreground_locations(np.zeros((5, 5), np.uint8))) == 0
+    assert len(foreground_locations(np.zeros((5, 5), np.uint8))) == 0

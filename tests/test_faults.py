@@ -14,8 +14,11 @@ from conftest import run_training as run
 
 import data_preparation
 import dataloader
+import disk_cache
 import train
-from utils import train_args
+import workdir
+from train import train_args
+from utils import UserError
 
 
 def one_error_line(capsys) -> str:
@@ -92,10 +95,10 @@ def test_a_full_disk_while_resizing_exits_2_naming_the_cache(small_data, monkeyp
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(dataloader, "write_image", full)  # the forked workers inherit it
+    monkeypatch.setattr(disk_cache, "write_image", full)  # the forked workers inherit it
     csv_path = small_data / "csv_file" / "train.csv"
-    with pytest.raises(dataloader.UserError, match=r"cannot write the resized copies into .*96px: No space left"):
-        dataloader.resized_copies(dataloader.read_samples(csv_path), csv_path, 96)
+    with pytest.raises(UserError, match=r"cannot write the resized copies into .*96px: No space left"):
+        disk_cache.resized_copies(dataloader.read_samples(csv_path), csv_path, 96)
 
 
 def test_a_full_disk_while_checkpointing_keeps_the_finished_epochs(synthetic_data, tmp_path, capsys, monkeypatch):
@@ -144,8 +147,8 @@ def test_a_batch_larger_than_the_training_set_trains_and_says_so(small_data, tmp
 
 
 def test_a_missing_package_is_recorded_as_none(monkeypatch):
-    monkeypatch.setattr(train, "PACKAGES", ["tensorflow", "opencv-python-headless-not-installed"])
-    versions = train.installed_versions()
+    monkeypatch.setattr(workdir, "PACKAGES", ["tensorflow", "opencv-python-headless-not-installed"])
+    versions = workdir.installed_versions()
     assert versions["tensorflow"] == tf.__version__ and versions["opencv-python-headless-not-installed"] is None
     json.dumps(versions)
 

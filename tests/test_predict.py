@@ -14,6 +14,8 @@ import tensorflow as tf
 
 import predict
 import sliding_window
+from input_scaling import resize_for_model, to_size
+from scoring import scores
 
 
 def weights_of(trained: Path) -> str:
@@ -78,14 +80,14 @@ def test_existing_files_in_the_output_folder_are_kept(predicted):
 def test_scores_match_hand_computed_values():
     true = np.array([[1, 1, 0, 0]], bool)
     predicted = np.array([[1, 0, 1, 0]], bool)
-    assert predict.scores(predicted, true) == {
+    assert scores(predicted, true) == {
         "iou": 1 / 3, "f1": 0.5, "precision": 0.5, "recall": 0.5, "tp": 1, "fp": 1, "fn": 1,
     }  # fmt: skip
     empty = np.zeros((2, 2), bool)
-    assert predict.scores(empty, empty) == {"iou": 1, "f1": 1, "precision": 1, "recall": 1, "tp": 0, "fp": 0, "fn": 0}
+    assert scores(empty, empty) == {"iou": 1, "f1": 1, "precision": 1, "recall": 1, "tp": 0, "fp": 0, "fn": 0}
     one = np.array([[True, False], [False, False]])
     for predicted_mask, true_mask in ((empty, one), (one, empty)):
-        found = predict.scores(predicted_mask, true_mask)
+        found = scores(predicted_mask, true_mask)
         assert (found["iou"], found["f1"], found["precision"], found["recall"]) == (0, 0, 0, 0)
 
 
@@ -117,8 +119,8 @@ def exported(trained, tmp_path_factory) -> Path:
 
 def keras_probabilities(trained: Path, image: np.ndarray) -> np.ndarray:
     model, size = predict.load_model(Path(weights_of(trained)), None, None)
-    probabilities = model(predict.resize_for_model(image[None], size), training=False)
-    return predict.to_size(probabilities, image.shape[0], image.shape[1]).numpy()[0, ..., 0]
+    probabilities = model(resize_for_model(image[None], size), training=False)
+    return to_size(probabilities, image.shape[0], image.shape[1]).numpy()[0, ..., 0]
 
 
 LOAD_WITHOUT_SEGMENTATION_MODELS = """
@@ -156,7 +158,7 @@ def test_tflite_masks_agree_with_keras(trained, synthetic_data, exported):
     model, size = predict.load_model(Path(weights_of(trained)), None, None)
     agreement = []
     for path in sorted((synthetic_data / "valid" / "images").rglob("*.*"))[:6]:
-        image = predict.resize_for_model(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)[None], size).numpy()
+        image = resize_for_model(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)[None], size).numpy()
         lite = run(image=image)["probabilities"] > 0.5
         agreement.append((lite == (model(image, training=False).numpy() > 0.5)).mean())
     assert min(agreement) >= 0.99, agreement

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 import predict
 import sliding_window as sw
-from utils import UserError, predict_args
+from predict import predict_args
+from utils import UserError
 
 RNG = np.random.default_rng(17)
 glorot = tf.keras.initializers.GlorotUniform

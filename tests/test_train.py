@@ -13,11 +13,14 @@ import tensorflow as tf
 from conftest import REPO, SMALL
 from conftest import run_training as run
 
+import callbacks
 import checkpoints
 import dataloader
 import model
+import optimizers
 import train
-from utils import train_args
+import workdir
+from train import train_args
 
 
 def test_a_run_writes_weights_history_config_and_logs(trained):
@@ -52,11 +55,13 @@ def test_reloaded_best_weights_predict(trained, synthetic_data):
     assert scored["loss"] == pytest.approx(best.val_loss, rel=1e-3) and scored["iou"] == pytest.approx(best.val_iou)
 
 
-def test_mixed_precision_gives_float32_output_loss_scaling_and_finite_loss(synthetic_data, float16_policy):
-    net = model.create_model("resnet18", "none")
-    assert net.output.dtype == tf.float32
+def test_mixed_precision_gives_float32_output_loss_scaling_and_finite_loss(synthetic_data):
+    net = model.create_model("resnet18", "none", mixed_precision=True)
+    assert net.output.dtype == tf.float32 and net.layers[2].compute_dtype == "float16"
     assert isinstance(net.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
-    batches, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "train.csv"], 64, 8, training=True)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"  # set for the build only, then restored
+    csv = synthetic_data / "csv_file" / "train.csv"
+    batches, _ = dataloader.build_dataset([csv], 64, 8, training=True, dtype=tf.float16)
     history = net.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
     assert math.isfinite(history.history["loss"][0])
 
@@ -85,31 +90,32 @@ def test_each_optimizer_has_its_own_defaults_unless_given():
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    schedule = model.learning_rate_schedule("cosine", 0.01, total_steps=1000)
+    schedule = optimizers.learning_rate_schedule("cosine", 0.01, total_steps=1000)
     rates = [float(schedule(step)) for step in (0, 25, 50, 525, 1000)]
     assert rates[0] == 0 and rates[1] == pytest.approx(0.005) and rates[2] == pytest.approx(0.01)
     assert rates[3] == pytest.approx(0.005, rel=1e-3) and rates[4] == pytest.approx(0, abs=1e-9)
-    assert model.learning_rate_schedule("plateau", 0.01, total_steps=1000) == 0.01
+    assert optimizers.learning_rate_schedule("plateau", 0.01, total_steps=1000) == 0.01
 
 
 def test_monitor_plateau_and_patience_reach_their_callbacks(synthetic_data, tmp_path):
     args = train_args(["--data_root", str(synthetic_data), "--monitor", "val_loss", "--lr_schedule", "plateau",
                        "--patience", "3"])  # fmt: skip
-    paths = train.work_paths(tmp_path, "resnet18")
+    paths = workdir.work_paths(tmp_path, "resnet18")
     valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 8, training=False)
-    callbacks = train.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [], 5, True)
-    by_type = {type(c).__name__: c for c in callbacks}
+    made = callbacks.make_callbacks(args, paths, model.create_model("resnet18", "none"), valid, [], 5, True)
+    by_type = {type(c).__name__: c for c in made}
     assert by_type["CommittedEpochs"].monitor == "val_loss" and by_type["CommittedEpochs"].mode == "min"
     assert by_type["ReduceLROnPlateau"].monitor == "val_loss" and by_type["ReduceLROnPlateau"].mode == "min"
     assert by_type["EarlyStopping"].patience == 3 and by_type["EarlyStopping"].monitor == "val_loss"
-    defaults = train.make_callbacks(train_args(["--data_root", str(synthetic_data)]), paths,
+    defaults = callbacks.make_callbacks(train_args(["--data_root", str(synthetic_data)]), paths,
                                     model.create_model("resnet18", "none"), valid, [], 5, True)  # fmt: skip
     assert not {"ReduceLROnPlateau", "EarlyStopping"} & {type(c).__name__ for c in defaults}
 
 
 def test_best_epoch_is_the_highest_iou_or_the_lowest_loss():
     history = pd.DataFrame({"epoch": [0, 1, 2], "val_iou": [0.2, 0.5, 0.4], "val_loss": [0.9, 0.7, 0.6]})
-    assert train.best_epoch(history, "val_iou").epoch == 1 and train.best_epoch(history, "val_loss").epoch == 2
+    assert checkpoints.best_epoch(history, "val_iou").epoch == 1
+    assert checkpoints.best_epoch(history, "val_loss").epoch == 2
 
 
 def test_two_runs_with_one_seed_write_identical_histories(synthetic_data, tmp_path):
@@ -227,8 +233,8 @@ def test_wandb_online_without_login_exits_2_before_training(synthetic_data, tmp_
 SPLIT_CHECK = """
 import sys
 sys.path.insert(0, {repo!r})
-import dataloader, train
-strategy = train.make_strategy(["cpu"], 2)
+import dataloader, distribute
+strategy = distribute.make_strategy(["cpu"], 2)
 dataset, _ = dataloader.build_dataset([{csv!r}], 64, 8, training=True)
 images, masks = next(iter(strategy.experimental_distribute_dataset(dataset)))
 print(strategy.num_replicas_in_sync, [tuple(t.shape) for t in images.values])
@@ -257,8 +263,8 @@ DATASET_IOU = """
 import json, sys
 sys.path.insert(0, {repo!r})
 import numpy as np
-import dataloader, model, train
-strategy = train.make_strategy(["cpu"], {devices})
+import dataloader, distribute, model
+strategy = distribute.make_strategy(["cpu"], {devices})
 with strategy.scope():
     net = model.create_model("resnet18", "none")
 net.load_weights({weights!r})
@@ -307,7 +313,11 @@ def test_patch_training_validates_whole_images_as_predict_py_scores_them(synthet
     assert history.val_iou.iloc[-1] == pytest.approx(micro, abs=1e-6)
 
 
-@pytest.mark.parametrize("flags", [["--patch_size", "64", "--monitor", "val_loss"], ["--tta", "flip"]])
-def test_patch_validation_flags_need_each_other(flags):
-    with pytest.raises(SystemExit):
+@pytest.mark.parametrize("flags, says", [
+    (["--patch_size", "64", "--monitor", "val_loss"], "--patch_size validates whole images by sliding windows"),
+    (["--tta", "flip"], "--tta flip applies to the sliding-window validation of --patch_size"),
+])  # fmt: skip
+def test_patch_validation_flags_need_each_other(flags, says, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         train_args(["--data_root", "d", *flags])
+    assert exit_info.value.code == 2 and says in capsys.readouterr().err
