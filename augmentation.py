@@ -18,7 +18,7 @@ from patches import Patches, read_crop
 
 
 def train_transform(size: int) -> A.Compose:
-    """The seed's augmentations, in albumentations 2 names; geometric ones move image and mask alike."""
+    """The original blog's augmentations, in albumentations 2 names; geometric ones move image and mask alike."""
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
@@ -31,7 +31,7 @@ def train_transform(size: int) -> A.Compose:
                 fill_mask=0,
                 p=0.5,
             ),
-            A.GaussNoise(std_range=(0, math.sqrt(50) / 255), p=0.4),  # the seed's variance 0 to 50
+            A.GaussNoise(std_range=(0, math.sqrt(50) / 255), p=0.4),  # the original blog's variance 0 to 50
             A.GaussianBlur(blur_limit=(3, 7), p=0.4),
             A.OneOf(
                 [

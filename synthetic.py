@@ -32,7 +32,8 @@ def synthetic_sample(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_synthetic(data_root: Path, count: int, seed: int) -> None:
-    """Write `count` generated samples in the seed layout; files already there are kept."""
+    """Write `count` generated samples in the layout DATA/{train,valid}/{images,masks}/<group>/ (the original blog's);
+    files already there are kept."""
     marker = data_root / SYNTHETIC_MARKER
     own = {SYNTHETIC_MARKER, PNG_FOLDER, CSV_FOLDER, "train", "valid"}
     if data_root.exists() and not marker.exists() and any(data_root.iterdir()):

@@ -4,16 +4,16 @@
 
 DATA must be prepared (data_preparation.py). Its pairs are listed again under distinct names
 (hard links, or copies across file systems) in a temporary folder until there are --samples of
-them, and each variant reads those, with the seed's train transform at --image_size:
+them, and each variant reads those, with the original blog's train transform at --image_size:
 
   a  a keras.utils.Sequence read in a loop, one thread (the usual Keras recipe)
-  b  the seed's tf.data recipe: decode, shuffle(100000) of decoded images, a numpy_function that
+  b  the original blog's tf.data recipe: decode, shuffle(100000) of decoded images, a numpy_function that
      builds its Compose on every call and does the /255 with TensorFlow inside, prefetch before batch
   c  this repository's loader (dataloader.build_dataset) with its default settings (BMP cache)
   d  c's ceiling: one thread's cost per sample of c's work, times the cores
   e  c with --cache_format tfrecord: TFRecord shards of JPEG images and PNG masks
   f  c with --patch_size --image_size --scale 1: crops of that size, only their rows read, from .npy
-     copies of the photos at their own resolution, a third of them centred on foreground (the seed's
+     copies of the photos at their own resolution, a third of them centred on foreground (the original blog's
      transform on the crop)
 
 Each variant runs in a subprocess of its own, so that its peak memory (max RSS) is its own. The
@@ -96,7 +96,7 @@ def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
 
 
 def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
-    """The seed's pipeline, faults included; kept here only as the baseline."""
+    """The original blog's pipeline, faults included; kept here only as the baseline."""
     import tensorflow as tf
 
     from augmentation import train_transform

@@ -34,7 +34,8 @@ def nails(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory) -> Path:
-    """A small generated dataset in the seed layout with four groups, prepared once for all tests."""
+    """A small generated dataset in the layout DATA/{train,valid}/{images,masks}/<group>/, with four groups,
+    prepared once for all tests."""
     import data_preparation
 
     data_root = tmp_path_factory.mktemp("synthetic") / "data"

@@ -1,6 +1,7 @@
-"""Run train.py and SIGKILL it at one named point: python tests/kill_at.py POINT EPOCH TRAIN_ARGS...
+"""Run train.py and SIGKILL it at one named point, or send it SIGTERM at step 2 of an epoch (point sigterm):
+python tests/kill_at.py POINT EPOCH TRAIN_ARGS...
 
-Used by test_checkpoints.py, so that each kill lands exactly where it is meant to.
+Used by test_checkpoints.py and test_cluster.py, so that each kill or signal lands exactly where it is meant to.
 """
 
 import os
@@ -64,6 +65,15 @@ def main() -> None:
         kill_around(committer, "save", "after", lambda self, *a: in_epoch(self))
     elif point == "first_file":  # right after the first weights file of the epoch appears in place
         kill_after_replace(epoch, 1)
+    elif point == "sigterm":  # as if a scheduler stopped the job during step 2 of the epoch
+        original = committer.on_train_batch_end
+
+        def signalled(self, batch, logs=None):
+            if in_epoch(self) and batch == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            original(self, batch, logs)
+
+        committer.on_train_batch_end = signalled
     elif point == "after_last_epoch":  # every epoch committed, the backup not yet removed
         kill_around(committer, "on_train_end", "before", lambda self, *a: True)
     else:

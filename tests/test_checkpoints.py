@@ -1,47 +1,56 @@
-"""Kills and signals at every point of a run: resumed, each run ends whole, nothing repeated or lost."""
+"""Kills and signals at every point of a run: resumed, each run ends whole, nothing repeated or lost; recovery of
+hand-built states; the adapter over Keras' private members on the installed version."""
 
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from conftest import REPO, SMALL
 from conftest import run_training as run
 
 import checkpoints
+import keras_backup
 import model
+import workdir
+from utils import UserError
 
 EPOCHS = 3
-# (point, epoch): see tests/kill_at.py; spread over a run from its first step to after its last epoch
+STEPS = 5  # SMALL's --steps_per_epoch
+# (point, epoch, epochs committed after the kill): see tests/kill_at.py; in the order a run meets them, from its first
+# step to after its last epoch, so that one run is killed at each in turn, each time resumed by the next
 KILL_POINTS = [
-    ("step", 0),
-    ("validation", 0),
-    ("first_file", 0),
-    ("staged", 1),
-    ("before_backup", 1),
-    ("after_backup", 1),
-    ("step", 2),
-    ("first_file", 2),
-    ("after_last_epoch", 2),
+    ("step", 0, 0),
+    ("validation", 0, 0),
+    ("first_file", 0, 1),
+    ("staged", 1, 1),
+    ("before_backup", 1, 1),
+    ("after_backup", 1, 2),
+    ("step", 2, 2),
+    ("first_file", 2, 3),
+    ("after_last_epoch", 2, 3),
 ]
 
 
-def train_command(data_root: Path, work_dir: Path) -> list[str]:
-    return ["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, "--epochs", str(EPOCHS)]
+def train_command(data_root: Path, work_dir: Path, *flags: str) -> list[str]:
+    return ["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, "--epochs", str(EPOCHS), *flags]
 
 
-def quiet_env() -> dict:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_to(point: str, epoch: int, args: list[str]) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(epoch), *args]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def assert_whole_run(work_dir: Path) -> None:
+def assert_whole_run(work_dir: Path, epochs: int = EPOCHS) -> None:
     """One history row for each epoch, every weights file loads, no backup or pending file left."""
     root = work_dir / "tensorflow"
-    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == list(range(EPOCHS))
+    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == list(range(epochs))
     weights = sorted(root.rglob("*.h5"))
     assert [p.name for p in weights] == ["best-weight_resnet18.h5", "last-weight_resnet18.h5"]
     net = model.create_model("resnet18", "none")
@@ -50,32 +59,75 @@ def assert_whole_run(work_dir: Path) -> None:
     assert checkpoints.saved_position(root / "backup") is None and not list((root / "pending").glob("*"))
 
 
-@pytest.mark.parametrize("point, epoch", KILL_POINTS)
-def test_a_run_killed_anywhere_resumes_to_exactly_its_epochs(synthetic_data, tmp_path, point, epoch):
-    command = [sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(epoch)]
-    killed = subprocess.run(
-        command + train_command(synthetic_data, tmp_path), env=quiet_env(), capture_output=True, text=True, timeout=300
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+def test_a_run_killed_at_every_point_in_turn_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):
+    paths = workdir.work_paths(tmp_path, "resnet18")
+    for number, (point, epoch, committed) in enumerate(KILL_POINTS):
+        killed = run_to(point, epoch, train_command(synthetic_data, tmp_path, *(["--resume"] if number else [])))
+        assert killed.returncode == -signal.SIGKILL, f"{point} {epoch}: {killed.stderr[-2000:]}"
+        assert checkpoints.committed_epochs(paths.backup, STEPS) == committed, (point, epoch)
     run(synthetic_data, tmp_path, "--epochs", str(EPOCHS), "--resume")
     assert_whole_run(tmp_path)
 
 
-def test_sigterm_stops_after_a_step_saves_it_and_says_how_to_continue(synthetic_data, tmp_path):
-    args = train_command(synthetic_data, tmp_path)[:-2] + ["--epochs", "2", "--steps_per_epoch", "200"]
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), *args], env=quiet_env(), stderr=subprocess.PIPE, text=True
-    )
-    history = tmp_path / "tensorflow" / "logs" / "history.csv"
-    deadline = time.monotonic() + 240
-    while not history.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    time.sleep(2)  # into the second epoch
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    assert "SIGTERM received: stopped after step" in stderr and "--resume" in stderr.splitlines()[-1]
-    epoch, step = checkpoints.saved_position(tmp_path / "tensorflow" / "backup")
-    assert epoch == 1 and 0 <= step < 199
-    run(synthetic_data, tmp_path, "--epochs", "2", "--steps_per_epoch", "200", "--resume")
-    assert list(pd.read_csv(history).epoch) == [0, 1]
+def test_sigterm_stops_after_the_step_saves_it_and_says_how_to_continue(synthetic_data, tmp_path):
+    stopped = run_to("sigterm", 1, train_command(synthetic_data, tmp_path)[:-2] + ["--epochs", "2"])
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert "SIGTERM received: stopped after step 2 of epoch 2" in stopped.stderr
+    assert "--resume" in stopped.stderr.splitlines()[-1] and "Traceback" not in stopped.stderr
+    assert checkpoints.saved_position(tmp_path / "tensorflow" / "backup") == (1, 1)
+    assert list(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").epoch) == [0]
+    run(synthetic_data, tmp_path, "--epochs", "2", "--resume")
+    assert_whole_run(tmp_path, epochs=2)
+
+
+def hand_built_run(tmp_path: Path, backup_at: tuple[int, int], history_rows: int, pending: list[int]):
+    """A work folder as a kill can leave it: a backup saved at (epoch, step), history_rows rows in history.csv, and
+    pending folders of those epochs, each with its history (one row more) and last weights."""
+    paths = workdir.work_paths(tmp_path, "resnet18")
+    workdir.prepare_work_dir(paths, resume=False)
+    counters = {f"ckpt_saved_{k}": tf.Variable(v, dtype=tf.int64) for k, v in zip(("epoch", "batch"), backup_at)}
+    tf.train.CheckpointManager(tf.train.Checkpoint(**counters), str(paths.backup / "chief"), 1).save()
+    pd.DataFrame({"epoch": range(history_rows)}).to_csv(paths.history, index=False)
+    for number in pending:
+        folder = paths.pending / str(number)
+        folder.mkdir(parents=True)
+        pd.DataFrame({"epoch": range(number + 1)}).to_csv(folder / paths.history.name, index=False)
+        (folder / paths.last.name).write_bytes(f"weights of epoch {number}".encode())
+    return paths
+
+
+def test_recovery_finishes_a_committed_epoch_and_drops_an_uncommitted_one(tmp_path):
+    paths = hand_built_run(tmp_path / "a", backup_at=(1, STEPS - 1), history_rows=1, pending=[1])  # epoch 2 committed
+    assert checkpoints.recover(paths, STEPS) == 2
+    assert list(pd.read_csv(paths.history).epoch) == [0, 1] and paths.last.read_bytes() == b"weights of epoch 1"
+    assert not list(paths.pending.iterdir())
+    paths = hand_built_run(tmp_path / "b", backup_at=(1, 2), history_rows=1, pending=[1])  # saved mid-epoch 2
+    assert checkpoints.recover(paths, STEPS) == 1
+    assert list(pd.read_csv(paths.history).epoch) == [0] and not paths.last.exists()
+    assert not list(paths.pending.iterdir())
+
+
+def test_recovery_refuses_a_history_that_disagrees_with_the_backup(tmp_path):
+    paths = hand_built_run(tmp_path, backup_at=(0, STEPS - 1), history_rows=3, pending=[])
+    with pytest.raises(UserError, match="has 3 epochs but the backup .* has 1"):
+        checkpoints.recover(paths, STEPS)
+
+
+def test_the_keras_backup_adapter_works_on_the_installed_keras(tmp_path):
+    package, installed = keras_backup.keras_package()
+    assert installed in keras_backup.TESTED_ON[package], f"{package} {installed}: check keras_backup.py, then list it"
+    net = tf.keras.Sequential([tf.keras.Input((2,)), tf.keras.layers.Dense(1)])
+    net.compile("sgd", "mse")
+    backup, seen = keras_backup.StepBackup(tmp_path), []
+
+    def at_step(batch: int, logs: dict) -> None:
+        if backup.epoch == 1 and batch == 2:
+            backup.save(1, batch)
+        seen.append((backup.epoch, batch, keras_backup.saved_position(tmp_path)))
+
+    steps = tf.keras.callbacks.LambdaCallback(on_train_batch_end=at_step)
+    data = tf.data.Dataset.from_tensors((np.ones((4, 2)), np.ones((4, 1)))).repeat()
+    net.fit(data, epochs=2, steps_per_epoch=4, callbacks=[backup, steps], verbose=0)
+    # no backup but the one asked for, and it records its epoch and step
+    assert seen == [(0, b, None) for b in range(4)] + [(1, 0, None), (1, 1, None)] + [(1, b, (1, 2)) for b in (2, 3)]
+    assert keras_backup.saved_position(tmp_path) is None  # the end of fit removes it, as at the end of a run

@@ -72,20 +72,32 @@ def kept_files(work_dir: Path) -> list[str]:
     )
 
 
-def test_two_workers_train_in_step_and_only_the_chief_keeps_files(synthetic_data, tmp_path):
+def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_trains_in_step(synthetic_data, tmp_path):
+    """One cluster run on the TFRecord cache (both workers writing it at once) serves both checks: a lost worker
+    ends the chief in one line, keeping its finished epochs; resumed, the workers train in step and only the chief
+    keeps files."""
     work_dir = tmp_path / "work"
-    results = finish(
-        start_workers(train_command(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard"), tmp_path), 240
+    flags = ["--epochs", "3", "--cache_format", "tfrecord", "--log", "tensorboard"]
+    start = time.monotonic()
+    (chief_code, _, chief_err), (worker_code, _, _) = finish(
+        start_workers(train_command(synthetic_data, work_dir, *flags), tmp_path, kill_worker_1=True), 240
     )
+    assert worker_code == -9 and chief_code == 2, chief_err[-3000:]
+    assert chief_err.strip().splitlines()[-1].startswith("error: lost contact with another worker of the cluster")
+    assert "--resume" in chief_err and "Traceback" not in chief_err
+    print(f"killed run: {time.monotonic() - start:.0f} s")
+    root = work_dir / "tensorflow"
+    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == [0]  # epoch 1 was committed
+
+    results = finish(start_workers(train_command(synthetic_data, work_dir, *flags, "--resume"), tmp_path), 240)
     for code, _out, err in results:
         assert code == 0, err[-3000:]
     (_, chief_out, _), (_, worker_out, _) = results
     assert "cluster of 2 workers x 1 device(s) = 2 replicas; this is worker 0, the chief" in chief_out
-    assert "this is worker 1; worker 0 is the chief" in worker_out
+    assert "this is worker 1; worker 0 is the chief" in worker_out and "resuming" in chief_out
     assert "8 = 2 device(s) x 4" in chief_out and "best epoch" in chief_out and "best epoch" not in worker_out
     assert checksum(chief_out) == checksum(worker_out)
-    root = work_dir / "tensorflow"
-    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == [0, 1]
+    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == [0, 1, 2]
     assert json.loads((root / "run_config.json").read_text())["replicas"] == 2
     assert kept_files(work_dir) == [
         "tensorflow/logs/history.csv",
@@ -95,38 +107,9 @@ def test_two_workers_train_in_step_and_only_the_chief_keeps_files(synthetic_data
         "tensorflow/weights/best-weight_resnet18.h5",
         "tensorflow/weights/last-weight_resnet18.h5",
     ]
-    assert len(list((root / "logs" / "tensorboard").iterdir())) == 1  # the chief's run only
+    assert len(list((root / "logs" / "tensorboard").iterdir())) == 2  # the chief's, killed and resumed: no worker's
     assert checkpoints.saved_position(root / "backup") is None
     assert not list((tmp_path / "tmp1").iterdir())  # worker 1's own files were removed
-
-
-def test_a_killed_worker_stops_the_other_in_one_line_and_the_cluster_resumes_on_tfrecords(synthetic_data, tmp_path):
-    work_dir = tmp_path / "work"
-    start = time.monotonic()
-    (chief_code, _, chief_err), (worker_code, _, _) = finish(
-        start_workers(
-            train_command(synthetic_data, work_dir, "--epochs", "3", "--cache_format", "tfrecord"),
-            tmp_path,
-            kill_worker_1=True,
-        ),
-        240,
-    )
-    assert worker_code == -9 and chief_code == 2, chief_err[-3000:]
-    assert chief_err.strip().splitlines()[-1].startswith("error: lost contact with another worker of the cluster")
-    assert "--resume" in chief_err and "Traceback" not in chief_err
-    print(f"killed run: {time.monotonic() - start:.0f} s")
-    assert list(pd.read_csv(work_dir / "tensorflow" / "logs" / "history.csv").epoch) == [0]  # epoch 1 was committed
-
-    results = finish(
-        start_workers(
-            train_command(synthetic_data, work_dir, "--epochs", "3", "--cache_format", "tfrecord", "--resume"), tmp_path
-        ),
-        240,
-    )
-    for code, _out, err in results:
-        assert code == 0, err[-3000:]
-    assert "resuming" in results[0][1] and checksum(results[0][1]) == checksum(results[1][1])
-    assert list(pd.read_csv(work_dir / "tensorflow" / "logs" / "history.csv").epoch) == [0, 1, 2]
 
 
 def test_tf_config_of_one_task_is_one_machine(monkeypatch):

@@ -15,7 +15,6 @@ import tensorflow as tf
 import predict
 import sliding_window
 from input_scaling import resize_for_model, to_size
-from scoring import scores
 
 
 def weights_of(trained: Path) -> str:
@@ -75,20 +74,6 @@ def test_images_sharing_a_name_stem_are_left_out_not_overwritten(trained, photos
 
 def test_existing_files_in_the_output_folder_are_kept(predicted):
     assert (predicted / "keep.txt").read_text() == "a file of the user's"
-
-
-def test_scores_match_hand_computed_values():
-    true = np.array([[1, 1, 0, 0]], bool)
-    predicted = np.array([[1, 0, 1, 0]], bool)
-    assert scores(predicted, true) == {
-        "iou": 1 / 3, "f1": 0.5, "precision": 0.5, "recall": 0.5, "tp": 1, "fp": 1, "fn": 1,
-    }  # fmt: skip
-    empty = np.zeros((2, 2), bool)
-    assert scores(empty, empty) == {"iou": 1, "f1": 1, "precision": 1, "recall": 1, "tp": 0, "fp": 0, "fn": 0}
-    one = np.array([[True, False], [False, False]])
-    for predicted_mask, true_mask in ((empty, one), (one, empty)):
-        found = scores(predicted_mask, true_mask)
-        assert (found["iou"], found["f1"], found["precision"], found["recall"]) == (0, 0, 0, 0)
 
 
 def test_scoring_a_prepared_split_writes_metrics_and_a_comparison(trained, synthetic_data, tmp_path, capsys):
