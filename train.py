@@ -60,21 +60,16 @@ from workdir import RunPaths, check_work_dir, prepare_work_dir, save_run_config,
 MIN_STEPS_PER_EPOCH = 250
 
 
-def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
-        "WORK/tensorflow/."
-    )
-    add_data_root(parser)
-    parser.add_argument("--work_dir", default="work", metavar="WORK", help="output folder (default: %(default)s)")
-    parser.add_argument(
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("devices: where the run trains")
+    group.add_argument(
         "--device",
         type=device_list,
         nargs="+",
         help="GPU indices to train on, as nvidia-smi numbers them (several: MirroredStrategy over them), "
         "or cpu (default: every visible GPU, or the CPU where there is none)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--cpu_devices",
         type=positive_int,
         default=1,
@@ -82,7 +77,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="with --device cpu: split the CPU into N logical devices and train on them with MirroredStrategy, "
         "to check multi-device training without GPUs (default: %(default)s)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--cluster",
         default="tf_config",
         choices=["tf_config", "slurm"],
@@ -90,69 +85,24 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "variable (one machine when it is not set), slurm the variables srun sets; each machine then trains on "
         "its --device with MultiWorkerMirroredStrategy (default: %(default)s)",
     )
-    add_loader_args(parser)
-    parser.add_argument(
-        "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--steps_per_epoch",
-        type=positive_int,
-        metavar="N",
-        help=f"training steps between two validations (default: one pass over the training set, "
-        f"but at least {MIN_STEPS_PER_EPOCH})",
-    )
-    parser.add_argument(
-        "--optimizer",
-        default="adamw",
-        choices=list(OPTIMIZER_DEFAULTS),
-        help="adamw and adam (Keras), radam (RectifiedAdam, the original blog repository's optimizer, in this "
-        "project's own implementation: optimizers.py), or sgd with Nesterov momentum 0.99 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--learning_rate",
-        type=non_negative_float,
-        help=f"peak learning rate (default: {defaults_by_optimizer('learning_rate')})",
-    )
-    parser.add_argument(
-        "--weight_decay",
-        type=non_negative_float,
-        help="decoupled weight decay: each step shrinks every weight by learning_rate x this; 0 turns it off "
-        f"(default: {defaults_by_optimizer('weight_decay')})",
-    )
-    parser.add_argument(
-        "--lr_schedule",
-        default="cosine",
-        choices=["constant", "cosine", "plateau"],
-        help="cosine: a linear warm-up over the first 5%% of the steps, then a cosine decay to 0 at the last; "
-        "plateau: halve the learning rate when --monitor has not improved for 5 epochs (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--monitor",
-        default="val_iou",
-        choices=["val_iou", "val_loss"],
-        help="what chooses the best weights, the plateau schedule and --patience: the validation set's IoU "
-        "(from its pixels, highest) or the validation loss (lowest) (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--patience",
-        type=positive_int,
-        metavar="N",
-        help="stop when --monitor has not improved for N epochs (default: off)",
-    )
-    parser.add_argument(
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
         "--backbone",
         default="efficientnetb4",
         help="encoder: any segmentation_models backbone, e.g. efficientnetb0-b7, resnet18-152, mobilenetv2 "
         "(default: %(default)s)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--encoder_weights",
         default="imagenet",
         metavar="imagenet|none|PATH",
         help="encoder start: imagenet (downloaded, needs internet), none (from scratch), or a local .h5 file of "
         "the encoder's weights (default: %(default)s)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--bn_momentum",
         type=fraction_below_one,
         default=0.9,
@@ -160,24 +110,92 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
     )
     add_bool(
-        parser,
+        group,
         "--jit_compile",
         False,
         "compile the training step with XLA (meant for GPUs; on the CPU it failed to compile an efficientnetb0 Unet)",
     )
-    parser.add_argument(
+
+
+def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("steps and optimizer")
+    group.add_argument(
+        "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"
+    )
+    group.add_argument(
+        "--steps_per_epoch",
+        type=positive_int,
+        metavar="N",
+        help=f"training steps between two validations (default: one pass over the training set, "
+        f"but at least {MIN_STEPS_PER_EPOCH})",
+    )
+    group.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=list(OPTIMIZER_DEFAULTS),
+        help="adamw and adam (Keras), radam (RectifiedAdam, the original blog repository's optimizer, in this "
+        "project's own implementation: optimizers.py), or sgd with Nesterov momentum 0.99 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--learning_rate",
+        type=non_negative_float,
+        help=f"peak learning rate (default: {defaults_by_optimizer('learning_rate')})",
+    )
+    group.add_argument(
+        "--weight_decay",
+        type=non_negative_float,
+        help="decoupled weight decay: each step shrinks every weight by learning_rate x this; 0 turns it off "
+        f"(default: {defaults_by_optimizer('weight_decay')})",
+    )
+    group.add_argument(
+        "--lr_schedule",
+        default="cosine",
+        choices=["constant", "cosine", "plateau"],
+        help="cosine: a linear warm-up over the first 5%% of the steps, then a cosine decay to 0 at the last; "
+        "plateau: halve the learning rate when --monitor has not improved for 5 epochs (default: %(default)s)",
+    )
+    group.add_argument(
+        "--monitor",
+        default="val_iou",
+        choices=["val_iou", "val_loss"],
+        help="what chooses the best weights, the plateau schedule and --patience: the validation set's IoU "
+        "(from its pixels, highest) or the validation loss (lowest) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--patience",
+        type=positive_int,
+        metavar="N",
+        help="stop when --monitor has not improved for N epochs (default: off)",
+    )
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the run: logs, validation, resuming")
+    group.add_argument(
         "--log",
         default="none",
         choices=["none", "tensorboard", "wandb"],
         help="where to log metrics: tensorboard writes WORK/tensorflow/logs/tensorboard/<time>/ with "
         "validation pictures, wandb honours WANDB_MODE=offline (default: %(default)s)",
     )
-    parser.add_argument(
+    group.add_argument(
         "--wandb_project", default="segmentation", help="Weights & Biases project (default: %(default)s)"
     )
-    add_tta(parser, "with --patch_size, in validation: ")
-    add_bool(parser, "--resume", False, "continue the interrupted run in WORK at the epoch where it stopped")
-    add_bool(parser, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
+    add_tta(group, "with --patch_size, in validation: ")
+    add_bool(group, "--resume", False, "continue the interrupted run in WORK at the epoch where it stopped")
+    add_bool(group, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
+
+
+def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
+        "WORK/tensorflow/."
+    )
+    add_data_root(parser)
+    parser.add_argument("--work_dir", default="work", metavar="WORK", help="output folder (default: %(default)s)")
+    add_loader_args(parser)
+    for add in (add_device_args, add_model_args, add_optimizer_args, add_run_args):
+        add(parser)
     args = parser.parse_args(argv)
     check_loader_args(parser, args)
     if args.device and "cpu" in args.device and len(args.device) > 1:
@@ -196,6 +214,18 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--patch_size validates whole images by sliding windows, which give no loss: --monitor val_iou")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     return args
+
+
+def set_seed(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> None:
+    """--seed, or the interrupted run's, or one drawn (the same on every worker) and then recorded in
+    run_config.json, so that the run can be repeated."""
+    if args.seed is None and resumed:
+        args.seed = resumed["args"].get("seed")
+    if args.seed is None:
+        args.seed = int(np.random.default_rng().integers(2**31))
+        if strategy.cluster_resolver is not None:
+            args.seed = shared_seed(strategy, args.seed)
+    tf.keras.utils.set_random_seed(args.seed)
 
 
 def build_datasets(
@@ -221,16 +251,44 @@ def build_datasets(
     return train, n_train[0], valid, n_valid
 
 
-def set_seed(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> None:
-    """--seed, or the interrupted run's, or one drawn (the same on every worker) and then recorded in
-    run_config.json, so that the run can be repeated."""
-    if args.seed is None and resumed:
-        args.seed = resumed["args"].get("seed")
-    if args.seed is None:
-        args.seed = int(np.random.default_rng().integers(2**31))
-        if strategy.cluster_resolver is not None:
-            args.seed = shared_seed(strategy, args.seed)
-    tf.keras.utils.set_random_seed(args.seed)
+def steps_per_epoch(args: argparse.Namespace, n_train: int, resumed: Optional[dict]) -> int:
+    """--steps_per_epoch, else a pass over the training set but at least MIN_STEPS_PER_EPOCH; a resumed run keeps
+    its own, since its backup counts steps of its epochs."""
+    if resumed:
+        return resumed["steps_per_epoch"]
+    return args.steps_per_epoch or max(math.ceil(n_train / args.batch_size), MIN_STEPS_PER_EPOCH)
+
+
+def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, steps: int) -> tf.keras.Model:
+    """The compiled model of the flags, its variables on the strategy's devices."""
+    with strategy.scope():
+        return create_model(
+            args.backbone,
+            args.encoder_weights,
+            optimizer=args.optimizer,
+            learning_rate=args.learning_rate,
+            weight_decay=args.weight_decay,
+            lr_schedule=args.lr_schedule,
+            total_steps=args.epochs * steps,
+            bn_momentum=args.bn_momentum,
+            jit_compile=args.jit_compile,
+            mixed_precision=args.mixed_precision,
+        )
+
+
+def print_start(
+    args: argparse.Namespace, strategy: tf.distribute.Strategy, chief: bool, n_train: int, n_valid: int, steps: int
+) -> None:
+    replicas = strategy.num_replicas_in_sync
+    if strategy.cluster_resolver is not None:
+        print(cluster_line(strategy, chief))
+    print(
+        f"training on {n_train} pairs, {args.epochs} epochs of {steps} steps of {args.batch_size} = {replicas} "
+        f"device(s) x {args.batch_size // replicas}, {args.optimizer} at {args.learning_rate:g} ({args.lr_schedule}), "
+        f"seed {args.seed}; validating on {n_valid}"
+    )
+    if args.batch_size > n_train:
+        print(f"note: --batch_size {args.batch_size} is more than the {n_train} training pairs: batches repeat pairs")
 
 
 def fit(
@@ -271,6 +329,13 @@ def fit(
 
 
 def print_summary(paths: RunPaths, args: argparse.Namespace, seconds: list, steps: int) -> None:
+    """The chief's last words: the best epoch, the speed, where everything is; Weights & Biases' run closed."""
+    if args.log == "wandb":
+        import wandb
+
+        wandb.finish()
+    if args.log == "tensorboard":
+        print(f"tensorboard: python -m tensorboard.main --logdir {paths.tensorboard.parent}")
     history = pd.read_csv(paths.history)
     best = best_epoch(history, args.monitor)
     steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model
@@ -293,7 +358,7 @@ def print_summary(paths: RunPaths, args: argparse.Namespace, seconds: list, step
 def train_model(
     args: argparse.Namespace, paths: RunPaths, strategy: tf.distribute.Strategy, resumed: Optional[dict], chief: bool
 ) -> None:
-    """Build the data and the model on the strategy's devices, train, and summarise."""
+    """Data, model, fit and summary, on the strategy's devices."""
     replicas = strategy.num_replicas_in_sync
     if args.batch_size % replicas:
         raise UserError(f"--batch_size {args.batch_size} does not split evenly over {replicas} devices")
@@ -301,50 +366,18 @@ def train_model(
         print("warning: mixed precision on the CPU is slow; --mixed_precision False is faster there", file=sys.stderr)
     set_seed(args, resumed, strategy)
     train_batches, n_train, valid_batches, n_valid = build_datasets(args, strategy)
-    if resumed:  # the backup counts steps of the interrupted run's epochs
-        steps = resumed["steps_per_epoch"]
-    else:
-        steps = args.steps_per_epoch or max(math.ceil(n_train / args.batch_size), MIN_STEPS_PER_EPOCH)
-    with strategy.scope():
-        model = create_model(
-            args.backbone,
-            args.encoder_weights,
-            optimizer=args.optimizer,
-            learning_rate=args.learning_rate,
-            weight_decay=args.weight_decay,
-            lr_schedule=args.lr_schedule,
-            total_steps=args.epochs * steps,
-            bn_momentum=args.bn_momentum,
-            jit_compile=args.jit_compile,
-            mixed_precision=args.mixed_precision,
-        )
+    steps = steps_per_epoch(args, n_train, resumed)
+    model = build_model(args, strategy, steps)
     save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid}, steps)
-    in_cluster = strategy.cluster_resolver is not None
-    if in_cluster:
-        print(cluster_line(strategy, chief))
-    print(
-        f"training on {n_train} pairs, {args.epochs} epochs of {steps} steps of {args.batch_size} = {replicas} "
-        f"device(s) x {args.batch_size // replicas}, {args.optimizer} at {args.learning_rate:g} ({args.lr_schedule}), "
-        f"seed {args.seed}; validating on {n_valid}"
-    )
-    if args.batch_size > n_train:
-        print(f"note: --batch_size {args.batch_size} is more than the {n_train} training pairs: batches repeat pairs")
-
+    print_start(args, strategy, chief, n_train, n_valid, steps)
     seconds = []
     callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps, chief)
-    fit(model, train_batches, valid_batches, steps, callbacks, args, in_cluster)
-    if in_cluster:
-        print(f"{strategy.cluster_resolver.task_type} {strategy.cluster_resolver.task_id} finished; weights checksum "
-              f"{weights_checksum(model)}")  # fmt: skip
-    if not chief:
-        return
-    if args.log == "wandb":
-        import wandb
-
-        wandb.finish()
-    if args.log == "tensorboard":
-        print(f"tensorboard: python -m tensorboard.main --logdir {paths.tensorboard.parent}")
-    print_summary(paths, args, seconds, steps)
+    fit(model, train_batches, valid_batches, steps, callbacks, args, strategy.cluster_resolver is not None)
+    if strategy.cluster_resolver is not None:
+        resolver = strategy.cluster_resolver
+        print(f"{resolver.task_type} {resolver.task_id} finished; weights checksum {weights_checksum(model)}")
+    if chief:
+        print_summary(paths, args, seconds, steps)
 
 
 def run_training(args: argparse.Namespace, paths: RunPaths) -> None:
