@@ -14,7 +14,9 @@ import pytest
 from conftest import REPO, SMALL
 
 import checkpoints
+import dataloader
 import distribute
+import model
 
 WORKERS = 2
 
@@ -33,15 +35,15 @@ def train_command(data_root: Path, work_dir: Path, *flags: str) -> list[str]:
     return ["train.py", "--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, *flags]
 
 
-def start_workers(command: list[str], tmp_path: Path, kill_worker_1: bool = False) -> list:
+def start_workers(command: list[str], tmp_path: Path, kill_worker_1: bool = False, temp: str = "tmp") -> list:
     """Run `python command` as each worker; with kill_worker_1, worker 1 runs train.py through tests/kill_at.py,
-    which SIGKILLs it in its second epoch. Each worker's temporary folder is tmp_path/tmp<index>."""
+    which SIGKILLs it in its second epoch. Each worker's temporary folder is tmp_path/<temp><index>."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(WORKERS)]
     processes = []
     for index in range(WORKERS):
-        (tmp_path / f"tmp{index}").mkdir(exist_ok=True)
+        (tmp_path / f"{temp}{index}").mkdir(exist_ok=True)
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(tmp_path / f"tmp{index}"),
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(tmp_path / f"{temp}{index}"),
                "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
         script = ["tests/kill_at.py", "step", "1", *command[1:]] if kill_worker_1 and index == 1 else command
         processes.append(subprocess.Popen([sys.executable, *script], cwd=REPO, env=env, text=True,
@@ -89,7 +91,8 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_tra
     root = work_dir / "tensorflow"
     assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == [0]  # epoch 1 was committed
 
-    results = finish(start_workers(train_command(synthetic_data, work_dir, *flags, "--resume"), tmp_path), 240)
+    resumed = start_workers(train_command(synthetic_data, work_dir, *flags, "--resume"), tmp_path, temp="resumed")
+    results = finish(resumed, 240)
     for code, _out, err in results:
         assert code == 0, err[-3000:]
     (_, chief_out, _), (_, worker_out, _) = results
@@ -109,7 +112,7 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_tra
     ]
     assert len(list((root / "logs" / "tensorboard").iterdir())) == 2  # the chief's, killed and resumed: no worker's
     assert checkpoints.saved_position(root / "backup") is None
-    assert not list((tmp_path / "tmp1").iterdir())  # worker 1's own files were removed
+    assert not list((tmp_path / "resumed1").iterdir())  # worker 1's own files were removed
 
 
 def test_tf_config_of_one_task_is_one_machine(monkeypatch):
@@ -166,9 +169,10 @@ print(json.dumps(net.evaluate(valid, verbose=0, return_dict=True)))
 def test_two_workers_score_the_validation_set_as_one_process_does(trained, synthetic_data, tmp_path):
     script = EVALUATE.format(repo=str(REPO), weights=str(trained / "weights" / "last-weight_resnet18.h5"),
                            csv=str(synthetic_data / "csv_file" / "valid.csv"))  # fmt: skip
-    alone = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert alone.returncode == 0, alone.stderr[-3000:]
-    scores = [json.loads(alone.stdout.splitlines()[-1])]
+    net = model.create_model("resnet18", "none")  # alone, in this process
+    net.load_weights(str(trained / "weights" / "last-weight_resnet18.h5"))
+    valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 2, training=False)
+    scores = [net.evaluate(valid, verbose=0, return_dict=True)]
     for code, out, err in finish(start_workers(["-c", script], tmp_path), 180):
         assert code == 0, err[-3000:]
         scores.append(json.loads(out.splitlines()[-1]))
