@@ -13,6 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "nails"))
+# The files whose tests take longest, longest first: pytest-xdist (-n 2 --dist loadfile in pyproject.toml) hands out
+# whole files in the order collected, so that starting with these the two workers finish at about the same time.
+LONGEST_FIRST = ["test_train.py", "test_checkpoints.py", "test_cluster.py", "test_faults.py", "test_predict.py"]
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    def rank(item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
 
 
 def copy_files(source: Path, target: Path) -> None:

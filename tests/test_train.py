@@ -61,8 +61,8 @@ def test_mixed_precision_gives_float32_output_loss_scaling_and_finite_loss(synth
     assert isinstance(net.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # set for the build only, then restored
     csv = synthetic_data / "csv_file" / "train.csv"
-    batches, _ = dataloader.build_dataset([csv], 64, 8, training=True, dtype=tf.float16)
-    history = net.fit(batches, steps_per_epoch=2, epochs=1, verbose=0)
+    batches, _ = dataloader.build_dataset([csv], 32, 2, training=True, dtype=tf.float16)  # float16 is slow on CPUs
+    history = net.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)
     assert math.isfinite(history.history["loss"][0])
 
 
@@ -310,3 +310,13 @@ def test_patch_validation_flags_need_each_other(flags, says, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_args(["--data_root", "d", *flags])
     assert exit_info.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_workers_paths_are_the_chiefs_moved_but_the_backup(tmp_path):
+    paths = workdir.work_paths(tmp_path / "work", "resnet18")
+    moved = paths.moved_to(tmp_path / "temp")
+    assert moved.root == tmp_path / "temp" and moved.backup == paths.backup
+    assert moved.best == tmp_path / "temp" / "weights" / "best-weight_resnet18.h5"
+    assert moved.tensorboard.relative_to(moved.root) == paths.tensorboard.relative_to(paths.root)
+    with pytest.raises(AttributeError):  # a typo fails where it is written, not at the end of an epoch
+        paths.bset  # noqa: B018
