@@ -116,7 +116,7 @@ class CommittedEpochs(StepBackup):
                 "try a lower --learning_rate; the weights of the last finished epoch are kept"
             )
         if self.stop_signal is not None and batch < self.steps - 1:  # at the last step, the epoch ends first
-            self.save(self.epoch, batch)
+            self.save()
             raise StopRequested(self.stop_signal, self.epoch, batch)
 
     def is_better(self, value: float, history: pd.DataFrame) -> bool:
@@ -146,7 +146,7 @@ class CommittedEpochs(StepBackup):
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = {k: float(v) for k, v in sorted((logs or {}).items())}
         pending = self.stage(epoch, logs)
-        self.save(epoch)  # the commit point
+        self.save()  # the commit point
         commit(pending, self.paths)
         pending.rmdir()
         if self.stop_signal is not None:

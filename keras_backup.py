@@ -1,5 +1,6 @@
-"""The one adapter over the private members of Keras' BackupAndRestore that crash safety relies on: a backup made at
-a chosen step, the epoch under way, and where a backup says it was made. Nothing else in the project touches them.
+"""The one adapter over the private members of Keras' BackupAndRestore that crash safety relies on: a backup made when
+asked (between two steps, or at an epoch's end), the epoch under way, and where a backup says it was made. Nothing else
+in the project touches them.
 
 Tested on Keras 2.15 (TensorFlow 2.15.1) and tf-keras 2.21 (TensorFlow 2.21): tests/test_checkpoints.py checks each
 member on the installed version, and fails on a version not listed in TESTED_ON, so that an update that changes them
@@ -41,13 +42,10 @@ class StepBackup(tf.keras.callbacks.BackupAndRestore):
         """The epoch under way, from 0."""
         return self._current_epoch
 
-    def save(self, epoch: int, batch: Optional[int] = None) -> None:
-        """Back up the model, optimizer and counters as after step `batch` of epoch (its end when None)."""
-        if batch is None:
-            self._backup(epoch=epoch)
-        else:
-            self._backup(epoch=epoch, batch=batch)
-
+    def save(self) -> None:
+        """Back up the model, the optimizer and Keras' counters: the epoch under way and the last step begun, which
+        at an epoch's end is its last step (Keras records these as the epoch and each step begin)."""
+        self._backup(epoch=self._current_epoch)
 
 def saved_position(backup_dir: Path) -> Optional[tuple[int, int]]:
     """(epoch, step) at which the newest backup in backup_dir was saved, or None without one."""

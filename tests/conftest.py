@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,9 @@ sys.path.insert(0, str(REPO))
 NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "nails"))
 # The files whose tests take longest, longest first: pytest-xdist (-n 2 --dist loadfile in pyproject.toml) hands out
 # whole files in the order collected, so that starting with these the two workers finish at about the same time.
-LONGEST_FIRST = ["test_train.py", "test_checkpoints.py", "test_cluster.py", "test_faults.py", "test_predict.py"]
+LONGEST_FIRST = [
+    "test_train.py", "test_cluster.py", "test_checkpoints.py", "test_resume.py", "test_faults.py", "test_predict.py"
+]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list) -> None:
@@ -81,3 +84,28 @@ def trained(synthetic_data, tmp_path_factory) -> Path:
     work_dir = tmp_path_factory.mktemp("work")
     run_training(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard")
     return work_dir / "tensorflow"
+
+
+def run_to(point: str, epoch: int, data_root: Path, work_dir: Path, *flags: str) -> subprocess.CompletedProcess:
+    """train.py with a small model, in a process of its own that tests/kill_at.py kills or signals at point."""
+    command = [sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(epoch), "--data_root", str(data_root),
+               "--work_dir", str(work_dir), *SMALL, *flags]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_whole_run(work_dir: Path, epochs: int) -> None:
+    """One history row for each epoch, every weights file loads, no backup or pending file left."""
+    import pandas as pd
+
+    import checkpoints
+    import model
+
+    root = work_dir / "tensorflow"
+    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == list(range(epochs))
+    weights = sorted(root.rglob("*.h5"))
+    assert [p.name for p in weights] == ["best-weight_resnet18.h5", "last-weight_resnet18.h5"]
+    net = model.create_model("resnet18", "none")
+    for path in weights:
+        net.load_weights(str(path))
+    assert checkpoints.saved_position(root / "backup") is None and not list((root / "pending").glob("*"))

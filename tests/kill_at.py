@@ -1,5 +1,5 @@
-"""Run train.py and SIGKILL it at one named point, or send it SIGTERM at step 2 of an epoch (point sigterm):
-python tests/kill_at.py POINT EPOCH TRAIN_ARGS...
+"""Run train.py and SIGKILL it at one named point, or at step 2 of an epoch send it SIGTERM (point sigterm) or two
+SIGINTs (point ctrl_c, a user pressing Ctrl-C twice): python tests/kill_at.py POINT EPOCH TRAIN_ARGS...
 
 Used by test_checkpoints.py and test_cluster.py, so that each kill or signal lands exactly where it is meant to.
 """
@@ -65,12 +65,14 @@ def main() -> None:
         kill_around(committer, "save", "after", lambda self, *a: in_epoch(self))
     elif point == "first_file":  # right after the first weights file of the epoch appears in place
         kill_after_replace(epoch, 1)
-    elif point == "sigterm":  # as if a scheduler stopped the job during step 2 of the epoch
+    elif point in ("sigterm", "ctrl_c"):  # as if a scheduler, or a user at the keyboard, stopped the run
+        signals = [signal.SIGTERM] if point == "sigterm" else [signal.SIGINT, signal.SIGINT]
         original = committer.on_train_batch_end
 
         def signalled(self, batch, logs=None):
             if in_epoch(self) and batch == 1:
-                os.kill(os.getpid(), signal.SIGTERM)
+                for signum in signals:
+                    os.kill(os.getpid(), signum)
             original(self, batch, logs)
 
         committer.on_train_batch_end = signalled

@@ -1,83 +1,44 @@
-"""Kills and signals at every point of a run: resumed, each run ends whole, nothing repeated or lost; recovery of
-hand-built states; the adapter over Keras' private members on the installed version."""
+"""Kills early in a run, each resumed by the next run: nothing repeated or lost; recovery of hand-built states; the
+adapter over Keras' private members on the installed version. Kills late in a run and signals: test_resume.py."""
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import REPO, SMALL
+from conftest import assert_whole_run, run_to
 from conftest import run_training as run
 
 import checkpoints
 import keras_backup
-import model
 import workdir
 from utils import UserError
 
 EPOCHS = 3
 STEPS = 5  # SMALL's --steps_per_epoch
-# (point, epoch, epochs committed after the kill): see tests/kill_at.py; in the order a run meets them, from its first
-# step to after its last epoch, so that one run is killed at each in turn, each time resumed by the next
+# (point, epoch, epochs committed after the kill): see tests/kill_at.py, in the order a run meets them, so that one run
+# is killed at each in turn and resumed by the next; the points after these are test_resume.py's
 KILL_POINTS = [
     ("step", 0, 0),
     ("validation", 0, 0),
     ("first_file", 0, 1),
     ("staged", 1, 1),
     ("before_backup", 1, 1),
-    ("after_backup", 1, 2),
     ("step", 2, 2),
-    ("first_file", 2, 3),
-    ("after_last_epoch", 2, 3),
 ]
 
 
-def train_command(data_root: Path, work_dir: Path, *flags: str) -> list[str]:
-    return ["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, "--epochs", str(EPOCHS), *flags]
-
-
-def run_to(point: str, epoch: int, args: list[str]) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(epoch), *args]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_whole_run(work_dir: Path, epochs: int = EPOCHS) -> None:
-    """One history row for each epoch, every weights file loads, no backup or pending file left."""
-    root = work_dir / "tensorflow"
-    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == list(range(epochs))
-    weights = sorted(root.rglob("*.h5"))
-    assert [p.name for p in weights] == ["best-weight_resnet18.h5", "last-weight_resnet18.h5"]
-    net = model.create_model("resnet18", "none")
-    for path in weights:
-        net.load_weights(str(path))
-    assert checkpoints.saved_position(root / "backup") is None and not list((root / "pending").glob("*"))
-
-
-def test_a_run_killed_at_every_point_in_turn_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):
+def test_a_run_killed_at_every_early_point_in_turn_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):
     paths = workdir.work_paths(tmp_path, "resnet18")
     for number, (point, epoch, committed) in enumerate(KILL_POINTS):
-        killed = run_to(point, epoch, train_command(synthetic_data, tmp_path, *(["--resume"] if number else [])))
+        flags = ["--epochs", str(EPOCHS), *(["--resume"] if number else [])]
+        killed = run_to(point, epoch, synthetic_data, tmp_path, *flags)
         assert killed.returncode == -signal.SIGKILL, f"{point} {epoch}: {killed.stderr[-2000:]}"
         assert checkpoints.committed_epochs(paths.backup, STEPS) == committed, (point, epoch)
     run(synthetic_data, tmp_path, "--epochs", str(EPOCHS), "--resume")
-    assert_whole_run(tmp_path)
-
-
-def test_sigterm_stops_after_the_step_saves_it_and_says_how_to_continue(synthetic_data, tmp_path):
-    stopped = run_to("sigterm", 1, train_command(synthetic_data, tmp_path)[:-2] + ["--epochs", "2"])
-    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
-    assert "SIGTERM received: stopped after step 2 of epoch 2" in stopped.stderr
-    assert "--resume" in stopped.stderr.splitlines()[-1] and "Traceback" not in stopped.stderr
-    assert checkpoints.saved_position(tmp_path / "tensorflow" / "backup") == (1, 1)
-    assert list(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").epoch) == [0]
-    run(synthetic_data, tmp_path, "--epochs", "2", "--resume")
-    assert_whole_run(tmp_path, epochs=2)
+    assert_whole_run(tmp_path, EPOCHS)
 
 
 def hand_built_run(tmp_path: Path, backup_at: tuple[int, int], history_rows: int, pending: list[int]):
@@ -122,7 +83,7 @@ def test_the_keras_backup_adapter_works_on_the_installed_keras(tmp_path):
 
     def at_step(batch: int, logs: dict) -> None:
         if backup.epoch == 1 and batch == 2:
-            backup.save(1, batch)
+            backup.save()
         seen.append((backup.epoch, batch, keras_backup.saved_position(tmp_path)))
 
     steps = tf.keras.callbacks.LambdaCallback(on_train_batch_end=at_step)

@@ -79,7 +79,7 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_tra
     ends the chief in one line, keeping its finished epochs; resumed, the workers train in step and only the chief
     keeps files."""
     work_dir = tmp_path / "work"
-    flags = ["--epochs", "3", "--cache_format", "tfrecord", "--log", "tensorboard"]
+    flags = ["--epochs", "2", "--cache_format", "tfrecord", "--log", "tensorboard"]
     start = time.monotonic()
     (chief_code, _, chief_err), (worker_code, _, _) = finish(
         start_workers(train_command(synthetic_data, work_dir, *flags), tmp_path, kill_worker_1=True), 240
@@ -100,7 +100,7 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_tra
     assert "this is worker 1; worker 0 is the chief" in worker_out and "resuming" in chief_out
     assert "8 = 2 device(s) x 4" in chief_out and "best epoch" in chief_out and "best epoch" not in worker_out
     assert checksum(chief_out) == checksum(worker_out)
-    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == [0, 1, 2]
+    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == [0, 1]
     assert json.loads((root / "run_config.json").read_text())["replicas"] == 2
     assert kept_files(work_dir) == [
         "tensorflow/logs/history.csv",

@@ -192,26 +192,6 @@ def test_an_earlier_run_is_never_overwritten_silently(trained, synthetic_data, c
     assert (trained / "weights" / "best-weight_resnet18.h5").read_bytes() == before
 
 
-def test_resume_continues_an_interrupted_run_at_its_epoch(synthetic_data, tmp_path, monkeypatch):
-    make_callbacks = train.make_callbacks
-
-    def interrupt_after_two_epochs(*args):
-        def stop(epoch, logs):
-            if epoch == 1:
-                raise KeyboardInterrupt
-
-        return make_callbacks(*args) + [tf.keras.callbacks.LambdaCallback(on_epoch_end=stop)]
-
-    monkeypatch.setattr(train, "make_callbacks", interrupt_after_two_epochs)
-    with pytest.raises(SystemExit) as exit_info:
-        run(synthetic_data, tmp_path, "--epochs", "4")
-    assert exit_info.value.code == 130
-    assert checkpoints.saved_position(tmp_path / "tensorflow" / "backup") is not None
-    monkeypatch.setattr(train, "make_callbacks", make_callbacks)
-    run(synthetic_data, tmp_path, "--epochs", "4", "--resume")
-    assert list(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").epoch) == [0, 1, 2, 3]
-
-
 def test_wandb_offline_leaves_an_offline_run(synthetic_data, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -230,22 +210,13 @@ def test_wandb_online_without_login_exits_2_before_training(synthetic_data, tmp_
     assert not (tmp_path / "work" / "tensorflow" / "run_config.json").exists()
 
 
-def test_train_py_trains_on_two_cpu_devices(synthetic_data, tmp_path):
-    command = [sys.executable, str(REPO / "train.py"), "--data_root", str(synthetic_data), "--work_dir",
-               str(tmp_path), *SMALL, "--cpu_devices", "2", "--epochs", "1"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "8 = 2 device(s) x 4" in result.stdout
-    assert json.loads((tmp_path / "tensorflow" / "run_config.json").read_text())["replicas"] == 2
-    assert np.isfinite(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").val_loss).all()
-
-
 DATASET_IOU = """
 import json, sys
 sys.path.insert(0, {repo!r})
 import numpy as np
-import dataloader, distribute, model
+import dataloader, distribute, model, train
+if {devices} > 1:  # first train.py itself on these devices, one epoch
+    train.main({train_argv!r})
 strategy = distribute.make_strategy(["cpu"], {devices})
 with strategy.scope():
     net = model.create_model("resnet18", "none")
@@ -270,13 +241,22 @@ print(json.dumps(found))
 
 
 @pytest.mark.parametrize("devices", [1, 2])
-def test_val_iou_is_the_datasets_whatever_the_batch_size_and_devices(trained, synthetic_data, devices):
+def test_val_iou_is_the_datasets_whatever_the_batch_size_and_devices(trained, synthetic_data, tmp_path, devices):
+    """On 2 CPU devices, train.py trains first (MirroredStrategy over them), and the global batch is split."""
     weights, csv = trained / "weights" / "last-weight_resnet18.h5", synthetic_data / "csv_file" / "valid.csv"
+    train_argv = ["--data_root", str(synthetic_data), "--work_dir", str(tmp_path), *SMALL, "--cpu_devices", "2",
+                  "--epochs", "1"]  # fmt: skip
+    train_csv = synthetic_data / "csv_file" / "train.csv"
     code = DATASET_IOU.format(repo=str(REPO), devices=devices, weights=str(weights), csv=str(csv),
-                              train_csv=str(synthetic_data / "csv_file" / "train.csv"))  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+                              train_csv=str(train_csv), train_argv=train_argv)  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
+    if devices == 2:
+        assert "8 = 2 device(s) x 4" in result.stdout
+        assert json.loads((tmp_path / "tensorflow" / "run_config.json").read_text())["replicas"] == 2
+        assert np.isfinite(pd.read_csv(tmp_path / "tensorflow" / "logs" / "history.csv").val_loss).all()
     assert abs(found["per_batch_mean"] - found["numpy"]) > 1e-4  # 10 times the tolerance: a per-batch mean fails
     assert found["2"] == pytest.approx(found["numpy"], abs=1e-5) and found["6"] == pytest.approx(
         found["numpy"], abs=1e-5
