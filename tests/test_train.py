@@ -118,11 +118,15 @@ def test_best_epoch_is_the_highest_iou_or_the_lowest_loss():
     assert checkpoints.best_epoch(history, "val_loss").epoch == 2
 
 
-def test_a_run_repeats_exactly_with_the_seed_it_drew_and_recorded(trained, synthetic_data, tmp_path):
+def test_a_run_repeats_exactly_with_the_seed_it_drew_and_recorded(trained, synthetic_data, tmp_path, monkeypatch):
+    """The repeat logs to Weights & Biases, offline: it leaves an offline run, and logging changes nothing."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
     seed = json.loads((trained / "run_config.json").read_text())["args"]["seed"]
-    run(synthetic_data, tmp_path, "--epochs", "2", "--seed", str(seed))
+    run(synthetic_data, tmp_path, "--epochs", "2", "--seed", str(seed), "--log", "wandb")
     first, second = ((root / "logs" / "history.csv").read_text() for root in (trained, tmp_path / "tensorflow"))
     assert first == second and len(first.splitlines()) == 3
+    assert list((tmp_path / "tensorflow" / "logs" / "wandb").glob("offline-run-*"))
 
 
 def test_negative_weight_decay_is_refused(capsys):
@@ -190,13 +194,6 @@ def test_an_earlier_run_is_never_overwritten_silently(trained, synthetic_data, c
     errors = capsys.readouterr().err
     assert "holds an earlier run" in errors and "nothing to resume" in errors
     assert (trained / "weights" / "best-weight_resnet18.h5").read_bytes() == before
-
-
-def test_wandb_offline_leaves_an_offline_run(synthetic_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    run(synthetic_data, tmp_path, "--epochs", "1", "--log", "wandb")
-    assert list((tmp_path / "tensorflow" / "logs" / "wandb").glob("offline-run-*"))
 
 
 def test_wandb_online_without_login_exits_2_before_training(synthetic_data, tmp_path, monkeypatch, capsys):
