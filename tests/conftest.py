@@ -1,5 +1,6 @@
 """Shared fixtures: copies of the real nails set and generated datasets, always in temporary folders."""
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -14,8 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "nails"))
-# The files whose tests take longest, longest first: pytest-xdist (-n 2 --dist loadfile in pyproject.toml) hands out
-# whole files in the order collected, so that starting with these the two workers finish at about the same time.
+# The files whose tests take longest, longest first: pytest-xdist (-n 3 --dist loadfile in pyproject.toml) hands out
+# whole files in the order collected, so that starting with these the workers finish at about the same time. Three
+# workers on two cores: much of a test's time is single-threaded Python (tracing, imports), which a third fills.
 LONGEST_FIRST = [
     "test_train.py", "test_cluster.py", "test_checkpoints.py", "test_resume.py", "test_faults.py", "test_predict.py"
 ]  # fmt: skip
@@ -79,11 +81,22 @@ def run_training(data_root: Path, work_dir: Path, *flags: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def trained(synthetic_data, tmp_path_factory) -> Path:
-    """One 2-epoch run with TensorBoard logs, shared by every test that only needs a trained model."""
-    work_dir = tmp_path_factory.mktemp("work")
-    run_training(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard")
-    return work_dir / "tensorflow"
+def trained(synthetic_data, tmp_path_factory, worker_id: str) -> Path:
+    """One 2-epoch run with TensorBoard logs, shared by every test that only needs a trained model, and by the
+    workers of pytest-xdist: the first that asks trains it (on its own copy of the generated data, which is the
+    same on every worker), the others wait for it and read it. No test writes into it."""
+    if worker_id == "master":  # no workers: this run's own folder
+        work_dir = tmp_path_factory.mktemp("work")
+        run_training(synthetic_data, work_dir, "--epochs", "2", "--log", "tensorboard")
+        return work_dir / "tensorflow"
+    shared = tmp_path_factory.getbasetemp().parent  # this pytest run's, common to its workers
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "trained.done").exists():
+            shutil.rmtree(shared / "trained", ignore_errors=True)  # a worker that failed half-way
+            run_training(synthetic_data, shared / "trained", "--epochs", "2", "--log", "tensorboard")
+            (shared / "trained.done").touch()
+    return shared / "trained" / "tensorflow"
 
 
 def run_to(point: str, epoch: int, data_root: Path, work_dir: Path, *flags: str) -> subprocess.CompletedProcess:

@@ -26,7 +26,6 @@ KILL_POINTS = [
     ("first_file", 0, 1),
     ("staged", 1, 1),
     ("before_backup", 1, 1),
-    ("step", 2, 2),
 ]
 
 
