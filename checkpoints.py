@@ -4,7 +4,8 @@ Each epoch ends in three moves. Its history row, last weights and (when they imp
 are written into WORK/tensorflow/pending/<epoch>/; the BackupAndRestore checkpoint of that epoch is
 saved, which commits the epoch; the pending files are moved into place with os.replace. Before
 training, `recover` finishes a commit that a kill interrupted, or drops an epoch that was never
-committed, so that history.csv has exactly one row for each epoch that the backup holds.
+committed, so that history.csv has exactly one row for each epoch that the backup holds. The backup is
+Keras' BackupAndRestore, reached through keras_backup.py only.
 """
 
 import contextlib
