@@ -42,11 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import keras2  # noqa: E402, F401
 
 from data_preparation import split_csv  # noqa: E402
-from utils import PNG_FOLDER, positive_int  # noqa: E402
+from flags import positive_int  # noqa: E402
+from utils import PNG_FOLDER  # noqa: E402
 
 VARIANTS = {
     "a": "keras.utils.Sequence loop",
-    "b": "seed tf.data recipe",
+    "b": "blog tf.data recipe",
     "c": "this loader",
     "d": "ceiling: 1 thread x cores",
     "e": "this loader, TFRecord cache",
