@@ -18,14 +18,14 @@ CACHE_FOLDER = "cache"
 CopyTask = tuple[str, str, bool]
 
 
-def resized(source: str, size: int, is_mask: bool, scale: Optional[float] = None) -> np.ndarray:
-    """The image at source, size x size, or with scale its sides times scale; ValueError naming it when it
-    does not decode."""
+def resized(source: str, is_mask: bool, size: Optional[int] = None, scale: float = 1.0) -> np.ndarray:
+    """The image at source, size x size if a size is given, else with its sides times scale; ValueError naming it
+    when it does not decode."""
     image = cv2.imread(source, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"{source} does not decode: run data_preparation.py again")
     height, width = image.shape[:2]
-    target = (size, size) if scale is None else (max(1, round(width * scale)), max(1, round(height * scale)))
+    target = (size, size) if size else (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_NEAREST if is_mask else cv2.INTER_AREA  # nearest keeps masks binary
     return cv2.resize(image, target, interpolation=interpolation)
 
@@ -65,7 +65,7 @@ def write_copies(
 
 def write_bmp_copy(task: CopyTask, size: int) -> None:
     source, target, is_mask = task
-    write_image(Path(target), resized(source, size, is_mask), made_from=Path(source))
+    write_image(Path(target), resized(source, is_mask, size=size), made_from=Path(source))
 
 
 def bmp_folder(data_root: Path, size: int) -> Path:

@@ -56,7 +56,7 @@ def write_patch_source(path: Path, pixels: np.ndarray, is_mask: bool, made_from:
 
 def write_patch_copy(task: CopyTask, scale: float) -> None:
     source, target, is_mask = task
-    write_patch_source(Path(target), resized(source, 0, is_mask, scale), is_mask, made_from=Path(source))
+    write_patch_source(Path(target), resized(source, is_mask, scale=scale), is_mask, made_from=Path(source))
 
 
 def patch_folder(data_root: Path, scale: float) -> Path:

@@ -76,8 +76,8 @@ def shard_plan(table: pd.DataFrame, data_root: Path, stem: str) -> dict[str, dic
 def encoded_record(image_path: str, mask_path: str, size: int) -> bytes:
     """One serialized tf.train.Example: the image resized as JPEG, the mask resized as PNG (lossless: a JPEG
     mask would no longer be binary)."""
-    _, image = cv2.imencode(".jpg", resized(image_path, size, False), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    _, mask = cv2.imencode(".png", resized(mask_path, size, True), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    _, image = cv2.imencode(".jpg", resized(image_path, False, size=size), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    _, mask = cv2.imencode(".png", resized(mask_path, True, size=size), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     feature = {
         key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[data.tobytes()]))
         for key, data in ((IMAGE_KEY, image), (MASK_KEY, mask))

@@ -372,9 +372,9 @@ def train_model(
     print_start(args, strategy, chief, n_train, n_valid, steps)
     seconds = []
     callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps, chief)
-    fit(model, train_batches, valid_batches, steps, callbacks, args, strategy.cluster_resolver is not None)
-    if strategy.cluster_resolver is not None:
-        resolver = strategy.cluster_resolver
+    resolver = strategy.cluster_resolver
+    fit(model, train_batches, valid_batches, steps, callbacks, args, in_cluster=resolver is not None)
+    if resolver is not None:
         print(f"{resolver.task_type} {resolver.task_id} finished; weights checksum {weights_checksum(model)}")
     if chief:
         print_summary(paths, args, seconds, steps)

@@ -69,8 +69,9 @@ def float16_policy():
     tf.keras.mixed_precision.set_global_policy("float32")
 
 
+STEPS = 5  # SMALL's steps an epoch
 SMALL = ["--backbone", "resnet18", "--image_size", "64", "--batch_size", "8", "--encoder_weights", "none",
-         "--mixed_precision", "false", "--device", "cpu", "--steps_per_epoch", "5"]  # fmt: skip
+         "--mixed_precision", "false", "--device", "cpu", "--steps_per_epoch", str(STEPS)]  # fmt: skip
 
 
 def run_training(data_root: Path, work_dir: Path, *flags: str) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import assert_whole_run, run_to
+from conftest import STEPS, assert_whole_run, run_to
 from conftest import run_training as run
 
 import checkpoints
@@ -17,7 +17,6 @@ import workdir
 from utils import UserError
 
 EPOCHS = 3
-STEPS = 5  # SMALL's --steps_per_epoch
 # (point, epoch, epochs committed after the kill): see tests/kill_at.py, in the order a run meets them, so that one run
 # is killed at each in turn and resumed by the next; the points after these are test_resume.py's
 KILL_POINTS = [

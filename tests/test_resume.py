@@ -4,14 +4,13 @@ stop is said in one line with the command that continues, and the run ends with 
 import signal
 
 import pandas as pd
-from conftest import assert_whole_run, run_to
+from conftest import STEPS, assert_whole_run, run_to
 from conftest import run_training as run
 
 import checkpoints
 import workdir
 
 EPOCHS = 3
-STEPS = 5  # SMALL's --steps_per_epoch
 
 
 def test_a_run_killed_or_signalled_late_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):
