@@ -17,6 +17,7 @@ import tensorflow as tf
 import checkpoints
 import dataloader
 from data_preparation import split_csv
+from folds import run_splits
 from input_scaling import to_pixels
 from patches import Patches
 from pictures import comparison_rows, save_picture
@@ -110,7 +111,7 @@ def make_callbacks(
     mode = checkpoints.monitor_mode(args.monitor)
     callbacks = []
     if args.patch_size:  # first: the callbacks after it read the val_iou it adds
-        table = dataloader.read_samples(split_csv(Path(args.data_root), "valid"))
+        table = dataloader.read_samples(split_csv(Path(args.data_root), run_splits(args.folds, args.fold)[1]))
         tta = None if args.tta == "none" else args.tta
         callbacks.append(sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size, tta))
     callbacks += [

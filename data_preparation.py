@@ -92,21 +92,23 @@ def pair_files(split: Optional[str], images_dir: Path, masks_dir: Path) -> tuple
     return pairs, rejected
 
 
-def hashed_split(key: str, valid_fraction: float, seed: int) -> str:
-    """'valid' or 'train' from a hash of the pair's relative path and the seed alone, so that adding or
-    removing photos never moves another one between train and valid."""
-    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-    return "valid" if int.from_bytes(digest[:8], "big") < valid_fraction * 2**64 else "train"
+def pair_hash(key: str, seed: int) -> float:
+    """A number from 0 to 1 drawn by a hash of the pair's relative path and the seed alone."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big") / 2**64
 
 
 def split_pairs(pairs: list[Pair], valid_fraction: float, seed: int, data_root: Path) -> list[Pair]:
-    """Give each pair without a split one; about valid_fraction of each group goes to valid."""
-    return [
-        p
-        if p.split
-        else p._replace(split=hashed_split(relative(data_root, p.image.with_suffix("")), valid_fraction, seed))
-        for p in pairs
-    ]
+    """Give each pair without a split one: valid when its pair_hash is below valid_fraction, so that about
+    valid_fraction of each group goes to valid and adding or removing photos never moves another one. A set of 2
+    or more pairs that this leaves with no valid pair, or no training pair, gets one: the pair nearest the line."""
+    unsplit = [i for i, p in enumerate(pairs) if not p.split]
+    draws = {i: pair_hash(relative(data_root, pairs[i].image.with_suffix("")), seed) for i in unsplit}
+    splits = {i: "valid" if draw < valid_fraction else "train" for i, draw in draws.items()}
+    if len(unsplit) >= 2 and valid_fraction > 0:
+        for missing, nearest in (("valid", min), ("train", max)):
+            if missing not in splits.values():
+                splits[nearest(draws, key=draws.get)] = missing
+    return [p._replace(split=splits[i]) if i in splits else p for i, p in enumerate(pairs)]
 
 
 def png_path(data_root: Path, source: Path) -> Path:
@@ -240,6 +242,12 @@ def print_summary(data_root: Path, rows: list[dict], rejected: list[dict], conve
     listing = "; ".join(f"{reason}: {n}" for reason, n in reasons.items())
     details = f" ({listing}), see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
     print(f"  rejected: {len(rejected)}{details}")
+    n_valid = (table.split == "valid").sum()
+    if n_valid < 5:
+        print(
+            f"  warning: valid holds {n_valid} pairs, too few for its score to mean much: cross-validate over the "
+            "training pairs with train.py --folds 5 (README: Small datasets)"
+        )
     fg = table.foreground
     print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
     if (fg == 0).any():

@@ -246,23 +246,24 @@ def build_dataset(
     return batches.map(scaled, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n_samples
 
 
-def train_csvs(data_root: Path, balance: bool) -> list[Path]:
-    """train.csv, or with balance the group CSVs, in alphabetical order of the group names."""
+def train_csvs(data_root: Path, balance: bool, split: str = "train") -> list[Path]:
+    """The CSV of the training split (train, or a fold's: folds.py), or with balance its group CSVs, in
+    alphabetical order of the group names."""
     if not balance:
-        return [split_csv(data_root, "train")]
-    groups = sorted((data_root / CSV_FOLDER).glob("train_*.csv"))
+        return [split_csv(data_root, split)]
+    groups = sorted((data_root / CSV_FOLDER).glob(f"{split}_*.csv"))
     if not groups:
         raise UserError(f"--balance needs {data_root / CSV_FOLDER}/train_<group>.csv: run data_preparation.py first")
     return groups
 
 
 def training_batches(
-    args: argparse.Namespace, batch_size: Optional[int] = None, shard: tuple[int, int] = (1, 0)
+    args: argparse.Namespace, batch_size: Optional[int] = None, shard: tuple[int, int] = (1, 0), split: str = "train"
 ) -> tuple[tf.data.Dataset, int]:
     """The training dataset that the loader flags (flags.add_loader_args) ask for, and its sample count;
-    batches of batch_size (default: --batch_size) from the shard (workers, index) of the samples."""
+    batches of batch_size (default: --batch_size) from the shard (workers, index) of the samples of split."""
     return build_dataset(
-        train_csvs(Path(args.data_root), args.balance),
+        train_csvs(Path(args.data_root), args.balance, split),
         args.image_size,
         batch_size or args.batch_size,
         training=True,

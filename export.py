@@ -1,37 +1,55 @@
-"""Exports that need only TensorFlow: a SavedModel (uint8 images of any size in, probabilities at that size out, by
-sliding windows for a patch run) and a float16 TFLite model."""
+"""Exports that need only TensorFlow: a SavedModel of one model or an ensemble (uint8 images of any size in;
+probabilities at that size and the post-processed mask out; by sliding windows for a patch run) and a float16 TFLite
+model of one."""
 
 from pathlib import Path
-from typing import Optional
+from typing import Sequence
 
 import keras2  # noqa: F401
 
 import tensorflow as tf
 
+from inference import Member
 from input_scaling import resize_for_model, to_model_input, to_size
+from postprocessing import postprocess_graph
 from sliding_window import predict_scaled_graph
 
 
-def export_savedmodel(model: tf.keras.Model, size: int, folder: Path, windows: Optional[dict] = None) -> None:
-    """A SavedModel that needs only TensorFlow: uint8 images of any size in, probabilities at that size out;
-    by sliding windows as predict.py does when windows gives patch_size, scale, overlap and batch_size."""
+def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
+    """A member's N x H x W x 1 probabilities of uint8 images, as inference.member_probabilities predicts them."""
+    model, size, windows = member
 
     def by_windows(image: tf.Tensor) -> tf.Tensor:
         predict = lambda batch: model(to_model_input(batch), training=False)  # noqa: E731
         return predict_scaled_graph(predict, image, **windows)[..., None]
 
+    if windows:
+        return tf.map_fn(by_windows, images, fn_output_signature=tf.float32)
+    probabilities = model(resize_for_model(images, size), training=False)
+    return to_size(probabilities, tf.shape(images)[1], tf.shape(images)[2])
+
+
+def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -> None:
+    """A SavedModel that needs only TensorFlow: uint8 images of any size in; the mean of the members'
+    probabilities at that size, and the mask post-processed by settings (uint8, 1 on the mask), out."""
+
+    def mask_of(probabilities: tf.Tensor) -> tf.Tensor:
+        steps = [settings[k] for k in ("threshold", "min_size", "fill_holes", "largest")]
+        return tf.cast(postprocess_graph(probabilities[..., 0], *steps), tf.uint8)[..., None]
+
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(images: tf.Tensor) -> dict:
-        if windows:
-            return {"probabilities": tf.map_fn(by_windows, images, fn_output_signature=tf.float32)}
-        probabilities = model(resize_for_model(images, size), training=False)
-        return {"probabilities": to_size(probabilities, tf.shape(images)[1], tf.shape(images)[2])}
+        probabilities = tf.add_n([member_graph(m, images) for m in members]) / len(members)
+        return {"probabilities": probabilities, "mask": tf.map_fn(mask_of, probabilities, fn_output_signature=tf.uint8)}
 
     module = tf.Module()
-    module.weights = list(model.weights)  # the variables only: no Keras or segmentation_models objects
+    module.weights = [w for m in members for w in m.model.weights]  # variables only: no Keras objects
     module.serve = serve
     tf.saved_model.save(module, str(folder), signatures={"serving_default": serve})
-    print(f"SavedModel in {folder}: tf.saved_model.load(...).signatures['serving_default'](images=uint8 NHWC)")
+    print(
+        f"SavedModel in {folder}: tf.saved_model.load(...).signatures['serving_default'](images=uint8 NHWC) "
+        "gives probabilities and mask"
+    )
 
 
 def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:

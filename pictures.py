@@ -9,6 +9,9 @@ import numpy as np
 
 from utils import write_image
 
+COMPARISON_ROWS = 8  # images in predict.py's comparison.png
+COMPARISON_SIDE = 192  # pixels of each tile there
+
 
 def save_picture(path: Path, rgb: np.ndarray) -> None:
     """Write an RGB array in the format of path's suffix (OpenCV writes BGR)."""
@@ -45,7 +48,9 @@ def comparison_rows(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
     )
 
 
-def save_comparison(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, side: int) -> None:
+def save_comparison(
+    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, side: int = COMPARISON_SIDE
+) -> None:
     """comparison_rows stacked into one picture."""
     save_picture(path, np.vstack(comparison_rows(samples, side)))
 

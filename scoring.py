@@ -8,6 +8,7 @@ its denominator is 0 (precision with no predicted pixel but a missed one), it is
 import keras2  # noqa: F401
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 SCORES = ("iou", "f1", "precision", "recall")
@@ -35,6 +36,30 @@ def ratios(tp: int, fp: int, fn: int) -> dict[str, float]:
         "precision": ratio(tp, tp + fp),
         "recall": ratio(tp, tp + fn),
     }
+
+
+def bootstrap_interval(values: np.ndarray, resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile bootstrap interval of the mean of values (over images: how far the mean could move with
+    other images of the same kind)."""
+    values = np.asarray(values, np.float64)
+    means = values[np.random.default_rng(seed).integers(0, len(values), (resamples, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def print_scores(table: pd.DataFrame) -> None:
+    """The mean over images of a table of scores (a row an image, columns SCORES and pixel counts), with the 95%
+    interval of the mean IoU, the micro average of all pixels and the five worst images."""
+    means = table[list(SCORES)].mean()
+    micro = ratios(table.tp.sum(), table.fp.sum(), table.fn.sum())
+    low, high = bootstrap_interval(table.iou)
+    print(f"{len(table)} images scored")
+    print("  mean over images: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    print(f"  mean IoU's 95% bootstrap interval over images: {low:.4f} to {high:.4f}")
+    print("  micro (all pixels): " + ", ".join(f"{k} {v:.4f}" for k, v in micro.items()))
+    print(
+        "  five worst by IoU: " + ", ".join(f"{r.image} ({r.iou:.3f})" for r in table.nsmallest(5, "iou").itertuples())
+    )
 
 
 def scores(predicted: np.ndarray, true: np.ndarray) -> dict:

@@ -22,6 +22,7 @@ SIGMA_SCALE = 1 / 8  # nnU-Net's sigma, P / 8: a window's edge weighs exp(-8) of
 # MONAI's floor: every pixel of a window counts a little, so no sum of weights is 0 or far below float32's range
 WEIGHT_FLOOR = 1e-3
 TTA_MODES = (None, "flip")
+DEFAULT_OVERLAP = 0.5  # of a window's side, where the caller does not choose
 
 
 def gaussian_weights(patch_size: int) -> np.ndarray:

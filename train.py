@@ -33,6 +33,7 @@ import checkpoints
 import dataloader
 from callbacks import check_wandb_login, make_callbacks
 from checkpoints import best_epoch
+from cross_validation import write_out_of_fold
 from data_preparation import split_csv
 from distribute import cluster_line, cluster_resolver, is_chief, make_strategy, shared_seed, weights_checksum
 from flags import (
@@ -49,11 +50,12 @@ from flags import (
     optimizer_settings,
     positive_int,
 )
+from folds import run_splits, write_fold_csvs
 from input_scaling import batch_dtype
 from model import check_encoder, create_model
 from pictures import plot_history
 from utils import UserError, exit_on_user_error
-from workdir import RunPaths, check_work_dir, prepare_work_dir, save_run_config, work_paths, worker_paths
+from workdir import RunPaths, check_work_dir, prepare_work_dir, run_finished, save_run_config, work_paths, worker_paths
 
 # Fewest steps an epoch by default: a small set still gets enough steps for the default --epochs, and validation,
 # checkpoints, the plateau schedule and --patience keep a meaningful unit. nnU-Net uses 250 whatever the data size.
@@ -186,6 +188,25 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     add_bool(group, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
 
 
+def add_fold_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cross-validation: folds of the training pairs (valid.csv stays untouched)")
+    group.add_argument(
+        "--folds",
+        type=positive_int,
+        metavar="N",
+        help="split the training pairs into N folds (DATA/csv_file/folds<N>.csv) and train one model a fold, "
+        "validated on its fold, into WORK/fold_<K>/; then predict.py --cv WORK reports (default: off)",
+    )
+    group.add_argument(
+        "--fold",
+        type=fold_choice,
+        default="all",
+        metavar="K|all",
+        help="with --folds: train fold K (0 to N-1), or every fold one after the other; several folds at once: "
+        "one command a fold, each on its own --device (default: %(default)s)",
+    )
+
+
 def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
@@ -194,7 +215,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     add_data_root(parser)
     parser.add_argument("--work_dir", default="work", metavar="WORK", help="output folder (default: %(default)s)")
     add_loader_args(parser)
-    for add in (add_device_args, add_model_args, add_optimizer_args, add_run_args):
+    for add in (add_device_args, add_model_args, add_optimizer_args, add_run_args, add_fold_args):
         add(parser)
     args = parser.parse_args(argv)
     check_loader_args(parser, args)
@@ -212,8 +233,21 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--tta flip applies to the sliding-window validation of --patch_size")
     if args.patch_size and args.monitor == "val_loss":
         parser.error("--patch_size validates whole images by sliding windows, which give no loss: --monitor val_iou")
+    if args.folds == 1:
+        parser.error("--folds must be at least 2")
+    if args.fold != "all" and not args.folds:
+        parser.error("--fold needs --folds")
+    if args.folds and args.fold != "all" and args.fold >= args.folds:
+        parser.error(f"--fold must be from 0 to {args.folds - 1} with --folds {args.folds}, or all")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     return args
+
+
+def fold_choice(value: str):
+    """--fold: a fold number from 0, or all."""
+    if value != "all" and not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a fold number from 0, or all, got {value}")
+    return value if value == "all" else int(value)
 
 
 def set_seed(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> None:
@@ -235,16 +269,18 @@ def build_datasets(
     its own training pipeline over its own shard of the samples, in batches of --batch_size divided by
     the replicas of all workers; validation is one dataset that each worker scores a part of."""
     n_train = []
+    train_split, valid_split = run_splits(args.folds, args.fold)
 
     def worker_batches(context: tf.distribute.InputContext) -> tf.data.Dataset:
         shard = (context.num_input_pipelines, context.input_pipeline_id)
-        batches, n = dataloader.training_batches(args, context.get_per_replica_batch_size(args.batch_size), shard)
+        batch_size = context.get_per_replica_batch_size(args.batch_size)
+        batches, n = dataloader.training_batches(args, batch_size, shard, train_split)
         n_train.append(n)
         return batches
 
     train = strategy.distribute_datasets_from_function(worker_batches)
     valid, n_valid = dataloader.build_dataset(
-        [split_csv(Path(args.data_root), "valid")], args.image_size, args.batch_size, training=False,
+        [split_csv(Path(args.data_root), valid_split)], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=strategy.num_replicas_in_sync,
         cache_format=args.cache_format, patches=dataloader.patches_of(args), dtype=batch_dtype(args.mixed_precision),
     )  # fmt: skip
@@ -378,6 +414,8 @@ def train_model(
         print(f"{resolver.task_type} {resolver.task_id} finished; weights checksum {weights_checksum(model)}")
     if chief:
         print_summary(paths, args, seconds, steps)
+        if args.folds:
+            write_out_of_fold(paths, args)
 
 
 def run_training(args: argparse.Namespace, paths: RunPaths) -> None:
@@ -388,7 +426,7 @@ def run_training(args: argparse.Namespace, paths: RunPaths) -> None:
     chief = is_chief(resolver)
     resumed = check_work_dir(paths, args)
     check_encoder(args.backbone, args.encoder_weights)
-    for split in ("train", "valid"):  # the cheap checks of the data, before anything slow
+    for split in run_splits(args.folds, args.fold):  # the cheap checks of the data, before anything slow
         dataloader.read_samples(split_csv(Path(args.data_root), split))
     if args.log == "wandb" and chief:
         check_wandb_login()
@@ -415,12 +453,41 @@ def resume_command() -> str:
     return " ".join(shlex.quote(a) for a in ["python", *argv, "--resume"])
 
 
+def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPaths]]:
+    """The runs that --folds and --fold ask for, each with its flags and paths (WORK/fold_<K>/), after the
+    folds' CSVs are written; without --folds, the one run in WORK."""
+    if not args.folds:
+        return [(args, work_paths(Path(args.work_dir), args.backbone))]
+    write_fold_csvs(Path(args.data_root), args.folds)
+    chosen = range(args.folds) if args.fold == "all" else [args.fold]
+    runs = [(argparse.Namespace(**{**vars(args), "fold": k}), work_paths(Path(args.work_dir) / f"fold_{k}",
+            args.backbone)) for k in chosen]  # fmt: skip
+    for fold_args, paths in runs:
+        fold_args.resume = args.resume and paths.config.exists()  # with --resume, a fold not begun starts
+        if not fold_args.resume:  # every fold's folder checked before any trains
+            check_work_dir(paths, fold_args)
+    return runs
+
+
+def train_runs(args: argparse.Namespace) -> None:
+    """Each run of fold_runs in turn. With --resume, a fold that is done is skipped, and one that finished
+    training but not its out-of-fold predictions writes them."""
+    for run_args, paths in fold_runs(args):
+        if run_args.resume and paths.out_of_fold.is_dir():
+            print(f"fold {run_args.fold} is done: {paths.out_of_fold}")
+        elif run_args.resume and run_args.folds and run_finished(paths):
+            write_out_of_fold(paths, run_args)
+        else:
+            if run_args.folds:
+                print(f"fold {run_args.fold} of {run_args.folds}, into {paths.root}")
+            run_training(run_args, paths)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = train_args(argv)
-    paths = work_paths(Path(args.work_dir), args.backbone)
     try:
         with exit_on_user_error():
-            run_training(args, paths)
+            train_runs(args)
     except checkpoints.StopRequested as stop:
         print(f"{stop}; continue with: {resume_command()}", file=sys.stderr)
         sys.exit(128 + stop.signum)

@@ -44,6 +44,7 @@ class RunPaths:
     backup: Path  # what --resume continues from, while the run is under way
     pending: Path  # each epoch's files before they are committed (checkpoints.py)
     config: Path  # run_config.json
+    out_of_fold: Path  # with --folds: the best weights' probabilities of the fold's validation images
 
     def moved_to(self, root: Path) -> "RunPaths":
         """The same files under another root, but the backup, which stays where it is."""
@@ -64,7 +65,13 @@ def work_paths(work_dir: Path, backbone: str) -> RunPaths:
         backup=root / "backup",
         pending=root / "pending",
         config=root / "run_config.json",
+        out_of_fold=root / "out_of_fold",
     )
+
+
+def run_finished(paths: RunPaths) -> bool:
+    """True when the run in paths finished: it has epochs in its history and left no backup."""
+    return checkpoints.saved_position(paths.backup) is None and len(checkpoints.read_history(paths.history)) > 0
 
 
 def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
@@ -79,18 +86,17 @@ def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
         return None
     if not paths.config.exists():
         raise UserError(f"nothing to resume in {paths.root}: no run there")
-    finished = len(checkpoints.read_history(paths.history))
-    if checkpoints.saved_position(paths.backup) is None and finished:
+    if run_finished(paths):
         raise UserError(
-            f"nothing to resume in {paths.root}: its run finished after {finished} epochs (a finished run "
-            "leaves no backup); --overwrite replaces it"
+            f"nothing to resume in {paths.root}: its run finished after {len(checkpoints.read_history(paths.history))}"
+            " epochs (a finished run leaves no backup); --overwrite replaces it"
         )
     config = json.loads(paths.config.read_text())
     saved = config["args"]
     # a run from before a setting existed took its default
     changed = [
         k
-        for k in ("backbone", "image_size", "mixed_precision", "patch_size", "scale")
+        for k in ("backbone", "image_size", "mixed_precision", "patch_size", "scale", "folds")
         if saved.get(k, getattr(args, k)) != getattr(args, k)
     ]
     if changed:
@@ -105,6 +111,7 @@ def prepare_work_dir(paths: RunPaths, resume: bool) -> None:
         if not resume:
             shutil.rmtree(paths.backup, ignore_errors=True)
             shutil.rmtree(paths.pending, ignore_errors=True)
+            shutil.rmtree(paths.out_of_fold, ignore_errors=True)
             paths.history.unlink(missing_ok=True)
         for folder in (paths.best.parent, paths.history.parent):
             folder.mkdir(parents=True, exist_ok=True)

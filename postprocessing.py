@@ -1,0 +1,144 @@
+"""Post-processing of a probability map into a mask, and its choice on out-of-fold predictions (nnU-Net's rule: a
+step is kept only when it raises the cross-validation IoU).
+
+The steps, in the order they apply: the threshold; removing the connected components (8-connected) smaller than
+min_size, a share of the image's pixels; filling holes (background not connected to the image's border); keeping
+only the largest component. In TensorFlow, so that predict.py and the SavedModel run the same graph.
+"""
+
+from typing import Callable, Sequence
+
+import keras2  # noqa: F401
+
+import numpy as np
+import tensorflow as tf
+
+from scoring import pixel_counts, ratios
+
+NO_POSTPROCESSING = {"threshold": 0.5, "min_size": 0.0, "fill_holes": False, "largest": False}
+THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
+# min_size candidates: these quantiles of the sizes of the true masks' components (shares of their images)
+SIZE_QUANTILES = [0.01, 0.05, 0.1, 0.25, 0.5]
+
+
+def neighbourhood_max(labels: tf.Tensor) -> tf.Tensor:
+    """The largest value of each pixel's 3 x 3 neighbourhood, of values of at least 0. Rows then columns, by
+    shifted maxima: max_pool2d has no fast kernel for int32 on the CPU (ten times slower than this)."""
+    padded = tf.pad(labels, [[1, 1], [1, 1]])
+    rows = tf.maximum(tf.maximum(padded[:-2], padded[1:-1]), padded[2:])
+    return tf.maximum(tf.maximum(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+
+
+def component_labels(mask: tf.Tensor) -> tf.Tensor:
+    """int32 H x W: 0 off the mask; on each 8-connected component of the mask, 1 + the largest flat index of its
+    pixels. Each pass takes the largest label among a pixel's neighbours, then the label of the pixel that label
+    names (pointer jumping), so that long components need a few dozen passes, not their length."""
+    shape = tf.shape(mask)
+    labels = tf.where(mask, tf.reshape(tf.range(1, shape[0] * shape[1] + 1), shape), 0)
+
+    def spread(labels: tf.Tensor) -> tf.Tensor:
+        grown = neighbourhood_max(labels)
+        jumped = tf.gather(tf.reshape(grown, [-1]), tf.maximum(grown, 1) - 1)
+        return tf.where(mask, tf.maximum(grown, jumped), 0)
+
+    def changing(labels: tf.Tensor, previous: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_any(labels != previous)
+
+    first = spread(labels)
+    labels, _ = tf.while_loop(changing, lambda new, old: (spread(new), new), (first, labels))
+    return labels
+
+
+def component_sizes(labels: tf.Tensor) -> tf.Tensor:
+    """Pixels of each label of component_labels, indexed by label (0: none)."""
+    counts = tf.math.bincount(tf.reshape(labels, [-1]), minlength=tf.size(labels) + 1)
+    return tf.tensor_scatter_nd_update(counts, [[0]], [0])
+
+
+def remove_small(mask: tf.Tensor, min_pixels: tf.Tensor) -> tf.Tensor:
+    labels = component_labels(mask)
+    return mask & (tf.gather(component_sizes(labels), labels) >= tf.cast(min_pixels, tf.int32))
+
+
+def fill_holes(mask: tf.Tensor) -> tf.Tensor:
+    """The mask with every background component that does not touch the image's border made mask."""
+    labels = component_labels(~mask)
+    border = tf.concat([labels[0], labels[-1], labels[:, 0], labels[:, -1]], 0)
+    touches = tf.scatter_nd(border[:, None], tf.ones_like(border), [tf.size(labels) + 1]) > 0
+    return mask | ~tf.gather(touches, labels)
+
+
+def keep_largest(mask: tf.Tensor) -> tf.Tensor:
+    labels = component_labels(mask)
+    return mask & (labels == tf.cast(tf.argmax(component_sizes(labels)), tf.int32))
+
+
+@tf.function(
+    input_signature=[
+        tf.TensorSpec([None, None], tf.float32, name="probabilities"),
+        tf.TensorSpec([], tf.float32, name="threshold"),
+        tf.TensorSpec([], tf.float32, name="min_size"),
+        tf.TensorSpec([], tf.bool, name="fill_holes"),
+        tf.TensorSpec([], tf.bool, name="largest"),
+    ]
+)
+def postprocess_graph(probabilities, threshold, min_size, fill, largest) -> tf.Tensor:
+    """The steps on one H x W probability map; min_size 0 and False leave a step out."""
+    mask = probabilities > threshold
+    min_pixels = tf.math.ceil(min_size * tf.cast(tf.size(mask), tf.float32))
+    mask = tf.cond(min_pixels > 1, lambda: remove_small(mask, min_pixels), lambda: mask)
+    mask = tf.cond(fill, lambda: fill_holes(mask), lambda: mask)
+    return tf.cond(largest, lambda: keep_largest(mask), lambda: mask)
+
+
+def postprocess(probabilities, settings: dict) -> tf.Tensor:
+    """H x W boolean mask of H x W probabilities (float in [0, 1]) by settings (keys of NO_POSTPROCESSING)."""
+    settings = {**NO_POSTPROCESSING, **settings}
+    return postprocess_graph(
+        tf.cast(probabilities, tf.float32),
+        float(settings["threshold"]),
+        float(settings["min_size"]),
+        bool(settings["fill_holes"]),
+        bool(settings["largest"]),
+    )
+
+
+def micro_iou(items: Sequence[tuple[np.ndarray, np.ndarray]], settings: dict) -> float:
+    """The IoU of all pixels of (probabilities, true mask) items, post-processed by settings."""
+    counts = [pixel_counts(postprocess(p, settings).numpy(), true) for p, true in items]
+    return ratios(*(sum(c[k] for c in counts) for k in ("tp", "fp", "fn")))["iou"]
+
+
+def true_component_shares(truths: Sequence[np.ndarray]) -> np.ndarray:
+    """The size of every component of the true masks, as a share of its image's pixels."""
+    sizes = [component_sizes(component_labels(tf.constant(t))).numpy()[1:] / t.size for t in truths]
+    sizes = np.concatenate(sizes) if sizes else np.zeros(0)
+    return sizes[sizes > 0]
+
+
+def best_candidate(iou: Callable[[dict], float], settings: dict, key: str, candidates: Sequence) -> tuple:
+    """(candidate value of settings[key] with the highest IoU, its IoU); ties go to the earlier candidate."""
+    scored = [(iou({**settings, key: value}), -i, value) for i, value in enumerate(candidates)]
+    best, _, value = max(scored)
+    return value, best
+
+
+def choose_postprocessing(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[dict, list[dict]]:
+    """Settings chosen step by step on (probabilities, true mask) items, each step kept only when it raises the
+    micro IoU above that of the steps kept before it; and a row a step: its best value, IoU without and with it,
+    kept or not."""
+    iou = lambda settings: micro_iou(items, settings)  # noqa: E731
+    settings, current = dict(NO_POSTPROCESSING), iou(NO_POSTPROCESSING)
+    shares = true_component_shares([true for _, true in items])
+    sizes = sorted({float(np.quantile(shares, q)) for q in SIZE_QUANTILES}) if len(shares) else []
+    steps = [("threshold", THRESHOLDS), ("min_size", sizes), ("fill_holes", [True]), ("largest", [True])]
+    rows = []
+    for key, candidates in steps:
+        if not candidates:
+            continue
+        value, score = best_candidate(iou, settings, key, candidates)
+        kept = bool(score > current)
+        rows.append({"step": key, "value": value, "iou_before": current, "iou_after": score, "kept": kept})
+        if kept:
+            settings[key], current = value, score
+    return settings, rows
