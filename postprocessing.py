@@ -17,8 +17,9 @@ from scoring import pixel_counts, ratios
 
 NO_POSTPROCESSING = {"threshold": 0.5, "min_size": 0.0, "fill_holes": False, "largest": False}
 THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
-# min_size candidates: these quantiles of the sizes of the true masks' components (shares of their images)
-SIZE_QUANTILES = [0.01, 0.05, 0.1, 0.25, 0.5]
+# min_size candidates: half of each of these quantiles of the sizes of the true masks' components (as shares of their
+# images), from half the smallest: below it a predicted component is more likely a speck than a part of the object
+SIZE_QUANTILES = [0, 0.01, 0.05, 0.1, 0.25]
 
 
 def neighbourhood_max(labels: tf.Tensor) -> tf.Tensor:
@@ -130,7 +131,7 @@ def choose_postprocessing(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> tup
     iou = lambda settings: micro_iou(items, settings)  # noqa: E731
     settings, current = dict(NO_POSTPROCESSING), iou(NO_POSTPROCESSING)
     shares = true_component_shares([true for _, true in items])
-    sizes = sorted({float(np.quantile(shares, q)) for q in SIZE_QUANTILES}) if len(shares) else []
+    sizes = sorted({float(np.quantile(shares, q)) / 2 for q in SIZE_QUANTILES}) if len(shares) else []
     steps = [("threshold", THRESHOLDS), ("min_size", sizes), ("fill_holes", [True]), ("largest", [True])]
     rows = []
     for key, candidates in steps:

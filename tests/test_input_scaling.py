@@ -12,8 +12,10 @@ import augmentation
 import data_preparation
 import dataloader
 import export
-import predict
+import inference
+from inference import Member
 from input_scaling import to_model_input, to_pixels
+from postprocessing import NO_POSTPROCESSING
 from sliding_window import predict_scaled, window_predictor
 
 SIZE = 64
@@ -53,11 +55,11 @@ def test_every_path_gives_the_model_the_same_input(one_image, tmp_path, monkeypa
     valid, _ = dataloader.build_dataset([data / "csv_file" / "valid.csv"], SIZE, 1, training=False)
     monkeypatch.setattr(dataloader, "train_transform", augmentation.valid_transform)  # training without augmenting
     train, _ = dataloader.build_dataset([data / "csv_file" / "train.csv"], SIZE, 1, training=True)
-    _, _, by_predict = next(predict.resized_probabilities(probe, [data / "png" / "valid" / "images" / "one.png"],
+    _, _, by_predict = next(inference.resized_probabilities(probe, [data / "png" / "valid" / "images" / "one.png"],
                                                           SIZE, 1, None, {}))  # fmt: skip
-    export.export_savedmodel(probe, SIZE, tmp_path / "whole")
+    export.export_savedmodel([Member(probe, SIZE, None)], tmp_path / "whole", NO_POSTPROCESSING)
     windows = {"patch_size": SIZE, "scale": 1.0, "overlap": 0.5, "batch_size": 1}
-    export.export_savedmodel(probe, SIZE, tmp_path / "windows", windows)
+    export.export_savedmodel([Member(probe, SIZE, windows)], tmp_path / "windows", NO_POSTPROCESSING)
     export.export_tflite(probe, SIZE, tmp_path / "model.tflite")
     lite = tf.lite.Interpreter(model_path=str(tmp_path / "model.tflite")).get_signature_runner()
     found = {

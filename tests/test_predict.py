@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
+import inference
 import predict
 import sliding_window
 from input_scaling import resize_for_model, to_size
@@ -103,7 +104,7 @@ def exported(trained, tmp_path_factory) -> Path:
 
 
 def keras_probabilities(trained: Path, image: np.ndarray) -> np.ndarray:
-    model, size = predict.load_model(Path(weights_of(trained)), None, None)
+    model, size = inference.load_model(Path(weights_of(trained)), None, None)
     probabilities = model(resize_for_model(image[None], size), training=False)
     return to_size(probabilities, image.shape[0], image.shape[1]).numpy()[0, ..., 0]
 
@@ -140,7 +141,7 @@ def test_tflite_masks_agree_with_keras(trained, synthetic_data, exported):
     interpreter = tf.lite.Interpreter(model_path=str(exported / "model_float16.tflite"))
     interpreter.allocate_tensors()
     run = interpreter.get_signature_runner()
-    model, size = predict.load_model(Path(weights_of(trained)), None, None)
+    model, size = inference.load_model(Path(weights_of(trained)), None, None)
     agreement = []
     for path in sorted((synthetic_data / "valid" / "images").rglob("*.*"))[:6]:
         image = resize_for_model(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)[None], size).numpy()
@@ -178,7 +179,7 @@ def test_a_patch_runs_savedmodel_slides_windows_as_predict_py_does(trained, synt
                str(tmp_path / "image.npy"), str(tmp_path / "served.npy")]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    model, _ = predict.load_model(Path(weights), None, None)
+    model, _ = inference.load_model(Path(weights), None, None)
     expected = sliding_window.predict_scaled(sliding_window.window_predictor(model), image, 0.5, 64)
     served = np.load(tmp_path / "served.npy")
     assert served.shape == (1, *image.shape[:2], 1) and np.abs(served[0, ..., 0] - expected).max() < 1e-4
