@@ -23,11 +23,13 @@ def str2bool(value: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
     return answers[value.lower()]
 
+
 def positive_int(value: str) -> int:
     """A count that must be at least 1: batch size, epochs, workers, devices."""
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
     return int(value)
+
 
 def float_below(value: str, upper: float, says: str) -> float:
     """A number from 0 up to, not including, upper (NaN and text fail too); argparse names the flag."""
@@ -39,17 +41,21 @@ def float_below(value: str, upper: float, says: str) -> float:
         raise argparse.ArgumentTypeError(f"must be {says}, got {value}")
     return number
 
+
 def non_negative_float(value: str) -> float:
     """A finite rate that may be 0 but not below: weight decay."""
     return float_below(value, math.inf, "a finite number of at least 0")
+
 
 def fraction_below_one(value: str) -> float:
     """A share from 0 up to, not including, 1: a moving-average momentum, the overlap of sliding windows."""
     return float_below(value, 1, "at least 0 and below 1")
 
+
 def share(value: str) -> float:
     """A share from 0 to 1, both included."""
     return float_below(value, math.nextafter(1, 2), "from 0 to 1")
+
 
 def scale_factor(value: str) -> float:
     """A factor above 0 and below 8 by which images are rescaled."""
@@ -58,11 +64,13 @@ def scale_factor(value: str) -> float:
         raise argparse.ArgumentTypeError(f"must be above 0 and below 8, got {value}")
     return number
 
+
 def image_size(value: str) -> int:
     """An --image_size: a multiple of 32, because the Unet halves it 5 times."""
     if not value.isdigit() or int(value) < 32 or int(value) % 32:
         raise argparse.ArgumentTypeError(f"must be a multiple of 32 (the Unet halves it 5 times), got {value}")
     return int(value)
+
 
 def device_list(value: str):
     """One --device entry: a GPU index, or 'cpu'."""
@@ -72,11 +80,13 @@ def device_list(value: str):
         raise argparse.ArgumentTypeError(f"expected a GPU index (0, 1, ...) or cpu, got {value!r}")
     return int(value)
 
+
 def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
     """A boolean flag: `--name`, `--name True` and `--name false` all work."""
     parser.add_argument(
         name, type=str2bool, nargs="?", const=True, default=default, metavar="BOOL", help=f"{help} (default: {default})"
     )
+
 
 def add_data_root(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -87,6 +97,7 @@ def add_data_root(parser: argparse.ArgumentParser) -> None:
         "or a flat DATA/images/ with DATA/masks/ (or DATA/labels/)",
     )
 
+
 def add_tta(parser: argparse.ArgumentParser, when: str) -> None:
     parser.add_argument(
         "--tta",
@@ -95,6 +106,7 @@ def add_tta(parser: argparse.ArgumentParser, when: str) -> None:
         help=f"{when}flip: average the predictions of each image (or window) as it is, flipped left-right and "
         "upside down, three times the work (default: %(default)s)",
     )
+
 
 def add_loader_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -175,6 +187,7 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         "gives the same run on the CPU (default: drawn at random and recorded in run_config.json)",
     )
 
+
 def loader_conflict(cache_format: str, resize_first: bool, patch_size: Optional[int]) -> Optional[str]:
     """Why these loader settings cannot go together, or None: the one check of the parser and of build_dataset."""
     if cache_format == "tfrecord" and not resize_first:
@@ -201,6 +214,7 @@ def optimizer_settings(
         defaults["learning_rate"] if learning_rate is None else learning_rate,
         defaults["weight_decay"] if weight_decay is None else weight_decay,
     )
+
 
 def defaults_by_optimizer(setting: str) -> str:
     """'0.001 with adamw, ...': the --help text of a setting that OPTIMIZER_DEFAULTS gives."""

@@ -68,10 +68,10 @@ def write_fold_csvs(data_root: Path, folds: int) -> pd.DataFrame:
     if not (csv_dir / "train.csv").exists():
         raise UserError(f"{csv_dir / 'train.csv'} does not exist: run data_preparation.py --data_root {data_root}")
     pairs = pd.read_csv(csv_dir / "train.csv", keep_default_na=False)
-    if len(pairs) < max(folds, 2):
+    if len(pairs) < folds:
         raise UserError(
             f"--folds {folds}: {csv_dir / 'train.csv'} holds {len(pairs)} training pairs, and each fold needs one "
-            "to validate and the others to train on: give at most as many folds as pairs, and at least 2 pairs"
+            "to validate and the others to train on: give at most as many folds as pairs"
         )
     record = csv_dir / f"folds{folds}.csv"
     earlier = pd.read_csv(record, keep_default_na=False) if record.exists() else pd.DataFrame(columns=["image", "fold"])

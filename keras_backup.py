@@ -47,6 +47,7 @@ class StepBackup(tf.keras.callbacks.BackupAndRestore):
         at an epoch's end is its last step (Keras records these as the epoch and each step begin)."""
         self._backup(epoch=self._current_epoch)
 
+
 def saved_position(backup_dir: Path) -> Optional[tuple[int, int]]:
     """(epoch, step) at which the newest backup in backup_dir was saved, or None without one."""
     checkpoint = tf.train.latest_checkpoint(str(backup_dir / "chief"))

@@ -92,9 +92,7 @@ class RectifiedAdam(tf.keras.optimizers.Optimizer):
         return config
 
 
-def learning_rate_schedule(
-    name: str, learning_rate: float, total_steps: int
-) -> LearningRate:
+def learning_rate_schedule(name: str, learning_rate: float, total_steps: int) -> LearningRate:
     """cosine: linear warm-up over the first 5% of total_steps, then a cosine decay to 0 at the last step.
     constant and plateau: a fixed rate (ReduceLROnPlateau in train.py lowers the plateau one)."""
     if name != "cosine":

@@ -139,8 +139,6 @@ def predict_and_score(members: Sequence[Member], settings: dict, args: argparse.
     report(out, len(images) - len(errors), rows, samples, left_out, Path(args.comparison or out / "comparison.png"))
 
 
-
-
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the models and how they predict")
     group.add_argument(

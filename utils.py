@@ -18,6 +18,7 @@ import numpy as np
 PNG_FOLDER = "png"
 CSV_FOLDER = "csv_file"
 
+
 class UserError(Exception):
     """A fault the user can fix (a flag, a file, the machine): library functions raise it, and each
     script's main() prints its message as one line and exits with code 2."""

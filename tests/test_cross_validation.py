@@ -198,3 +198,14 @@ def test_a_step_that_lowers_the_cross_validation_iou_is_not_kept():
     size = next(s for s in steps if s["step"] == "min_size")
     assert size["kept"] and settings["min_size"] > 0  # removing the speck helps, keeping both parts of the first
     assert all(s["iou_after"] > s["iou_before"] for s in steps if s["kept"])
+
+
+def test_resume_skips_finished_folds_and_completes_their_predictions(six_pairs, folds_work, capsys):
+    history = (folds_work / "fold_0" / "tensorflow" / "logs" / "history.csv").read_text()
+    out_of_fold = folds_work / "fold_1" / "tensorflow" / "out_of_fold"
+    written = sorted(p.name for p in out_of_fold.rglob("*.png"))
+    out_of_fold.rename(out_of_fold.with_name("moved"))  # as if killed after training, before its predictions
+    run_training(six_pairs, folds_work, "--folds", str(FOLDS), "--epochs", "1", "--resume")
+    assert "fold 0 is done" in capsys.readouterr().out
+    assert (folds_work / "fold_0" / "tensorflow" / "logs" / "history.csv").read_text() == history  # not trained again
+    assert sorted(p.name for p in out_of_fold.rglob("*.png")) == written
