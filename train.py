@@ -426,6 +426,9 @@ def run_training(args: argparse.Namespace, paths: RunPaths) -> None:
     chief = is_chief(resolver)
     resumed = check_work_dir(paths, args)
     check_encoder(args.backbone, args.encoder_weights)
+    valid = split_csv(Path(args.data_root), "valid")
+    if not args.folds and valid.exists() and pd.read_csv(valid).empty:
+        raise UserError(f"{valid} lists no pairs (--valid_fraction 0?): cross-validate with --folds N instead")
     for split in run_splits(args.folds, args.fold):  # the cheap checks of the data, before anything slow
         dataloader.read_samples(split_csv(Path(args.data_root), split))
     if args.log == "wandb" and chief:

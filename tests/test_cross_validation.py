@@ -58,6 +58,7 @@ def six_pairs(tmp_path_factory) -> Path:
 
 
 def test_six_pairs_get_a_validation_pair_and_a_warning(tmp_path, capsys):
+    """And with --valid_fraction 0 every pair goes to the folds; train.py without --folds then says so."""
     data_root = write_flat_pairs(tmp_path / "data", 6)
     data_preparation.main(["--data_root", str(data_root), "--workers", "1"])
     assert len(pd.read_csv(data_root / "csv_file" / "valid.csv")) >= 1
@@ -66,6 +67,9 @@ def test_six_pairs_get_a_validation_pair_and_a_warning(tmp_path, capsys):
     data_preparation.main(["--data_root", str(data_root), "--workers", "1", "--valid_fraction", "0"])
     assert len(pd.read_csv(data_root / "csv_file" / "train.csv")) == 6  # every pair in the folds
     assert len(pd.read_csv(data_root / "csv_file" / "valid.csv")) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        run_training(data_root, tmp_path / "work", "--epochs", "1")
+    assert exit_info.value.code == 2 and "--folds N" in capsys.readouterr().err
 
 
 def test_fold_csvs_hold_each_training_pair_once(six_pairs):

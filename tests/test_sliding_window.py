@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import inference
 import predict
 import sliding_window as sw
 from predict import predict_args
@@ -203,7 +204,7 @@ def test_predict_slides_windows_when_the_run_was_trained_on_patches(trained, syn
         patch_sizes.append(settings["patch_size"])
         return sw.predict_scaled(predict_batch, image, **settings)
 
-    monkeypatch.setattr(predict, "predict_scaled", spy)
+    monkeypatch.setattr(inference, "predict_scaled", spy)
     image = sorted((synthetic_data / "valid" / "images").rglob("*.*"))[0]
     predict.main(["--weights", str(run / "weights" / "best-weight_resnet18.h5"), "--input", str(image),
                   "--output", str(tmp_path / "out")])  # fmt: skip
