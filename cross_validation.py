@@ -21,7 +21,7 @@ from folds import run_splits
 from inference import ensemble_probabilities, load_member, read_rgb
 from pictures import COMPARISON_ROWS, save_comparison
 from postprocessing import NO_POSTPROCESSING, choose_postprocessing, postprocess
-from scoring import print_scores, ratios, scores
+from scoring import image_row, print_scores, ratios
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, write_image, write_text
 from workdir import RunPaths, work_paths
@@ -107,8 +107,7 @@ def score_rows(table: pd.DataFrame, items: list, settings: dict) -> pd.DataFrame
     rows = []
     for name, fold, (probabilities, true) in zip(table.name, table.fold, items):
         mask = postprocess(probabilities, settings).numpy()
-        rows.append({"image": name, "fold": fold, **scores(mask, true)})
-        rows[-1].update(true_foreground=true.mean(), predicted_foreground=mask.mean())
+        rows.append({**image_row(name, mask, true), "fold": fold})
     return pd.DataFrame(rows)
 
 

@@ -33,7 +33,7 @@ from images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from inference import Member, ensemble_probabilities, load_member, weights_files
 from pictures import COMPARISON_ROWS, overlay, plot_history, save_comparison, save_picture
 from postprocessing import NO_POSTPROCESSING, postprocess
-from scoring import print_scores, scores
+from scoring import image_row, print_scores
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, exit_on_user_error, write_image
 
@@ -104,8 +104,7 @@ def score_predictions(predictions: Iterator, rels: list, truths: list, left_out:
         except (ValueError, OSError) as error:
             left_out.append(f"{truths[index]}: {error}")
             continue
-        rows.append({"image": rels[index].as_posix(), **scores(mask, true)})
-        rows[-1].update(true_foreground=true.mean(), predicted_foreground=mask.mean())
+        rows.append(image_row(rels[index].as_posix(), mask, true))
         if len(samples) < COMPARISON_ROWS:
             samples.append((photo, true, mask))
     return rows, samples

@@ -68,6 +68,16 @@ def scores(predicted: np.ndarray, true: np.ndarray) -> dict:
     return {**ratios(**counts), **counts}
 
 
+def image_row(name: str, predicted: np.ndarray, true: np.ndarray) -> dict:
+    """One image's row of metrics.csv: its name, scores, and the shares of true and predicted foreground."""
+    return {
+        "image": name,
+        **scores(predicted, true),
+        "true_foreground": true.mean(),
+        "predicted_foreground": predicted.mean(),
+    }
+
+
 class ForegroundScore(tf.keras.metrics.BinaryIoU):
     """IoU or F1 of the foreground at a threshold, from the pixel counts of every batch of an epoch on every device
     (not a mean over batches), by the module's rule: 1 when nothing was true or predicted (BinaryIoU gives 0)."""
