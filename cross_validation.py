@@ -131,7 +131,8 @@ def print_steps(steps: list[dict]) -> None:
     for step in steps:
         verdict = "kept" if step["kept"] else "not kept"
         value = "" if step["value"] is True else f" {step['value']:.4g}"
-        print(f"  {step['step']}{value}: {step['iou_before']:.4f} -> {step['iou_after']:.4f}, {verdict}")
+        before, after = step["iou_before"], step["iou_after"]
+        print(f"  {step['step']}{value}: {before:.4f} -> {after:.4f} ({after - before:+.5f}), {verdict}")
 
 
 def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
