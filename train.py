@@ -55,7 +55,16 @@ from input_scaling import batch_dtype
 from model import check_encoder, create_model
 from pictures import plot_history
 from utils import UserError, exit_on_user_error
-from workdir import RunPaths, check_work_dir, prepare_work_dir, run_finished, save_run_config, work_paths, worker_paths
+from workdir import (
+    RunPaths,
+    check_work_dir,
+    holding_work_dir,
+    prepare_work_dir,
+    run_finished,
+    save_run_config,
+    work_paths,
+    worker_paths,
+)
 
 # Fewest steps an epoch by default: a small set still gets enough steps for the default --epochs, and validation,
 # checkpoints, the plateau schedule and --patience keep a meaningful unit. nnU-Net uses 250 whatever the data size.
@@ -473,17 +482,23 @@ def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPat
 
 
 def train_runs(args: argparse.Namespace) -> None:
-    """Each run of fold_runs in turn. With --resume, a fold that is done is skipped, and one that finished
-    training but not its out-of-fold predictions writes them."""
+    """Each run of fold_runs in turn, its folder held by the chief alone (one run a folder). With --resume, a
+    fold that is done is skipped, and one that finished training but not its out-of-fold predictions writes them."""
+    chief = is_chief(cluster_resolver(args.cluster))
     for run_args, paths in fold_runs(args):
-        if run_args.resume and paths.out_of_fold.is_dir():
-            print(f"fold {run_args.fold} is done: {paths.out_of_fold}")
-        elif run_args.resume and run_args.folds and run_finished(paths):
-            write_out_of_fold(paths, run_args)
-        else:
-            if run_args.folds:
-                print(f"fold {run_args.fold} of {run_args.folds}, into {paths.root}")
-            run_training(run_args, paths)
+        with holding_work_dir(paths.root) if chief else contextlib.nullcontext():
+            train_run(run_args, paths)
+
+
+def train_run(run_args: argparse.Namespace, paths: RunPaths) -> None:
+    if run_args.resume and paths.out_of_fold.is_dir():
+        print(f"fold {run_args.fold} is done: {paths.out_of_fold}")
+    elif run_args.resume and run_args.folds and run_finished(paths):
+        write_out_of_fold(paths, run_args)
+    else:
+        if run_args.folds:
+            print(f"fold {run_args.fold} of {run_args.folds}, into {paths.root}")
+        run_training(run_args, paths)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

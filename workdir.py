@@ -1,16 +1,20 @@
 """A run's work folder, WORK/tensorflow/: its paths, the rule that never loses a run (resume an interrupted one,
-replace one only when asked), the folder of a worker that is not the chief, and run_config.json."""
+replace one only when asked, one run at a time), the folder of a worker that is not the chief, and run_config.json."""
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import json
+import os
 import platform
 import shutil
+import socket
 import tempfile
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import keras2  # noqa: F401
 
@@ -18,6 +22,8 @@ import tensorflow as tf
 
 import checkpoints
 from utils import UserError, write_text
+
+LOCK_FILE = "run.lock"  # in WORK/tensorflow/: who holds the folder, while a run is under way
 
 PACKAGES = [
     "tensorflow",
@@ -72,6 +78,33 @@ def work_paths(work_dir: Path, backbone: str) -> RunPaths:
 def run_finished(paths: RunPaths) -> bool:
     """True when the run in paths finished: it has epochs in its history and left no backup."""
     return checkpoints.saved_position(paths.backup) is None and len(checkpoints.read_history(paths.history)) > 0
+
+
+@contextlib.contextmanager
+def holding_work_dir(root: Path) -> Iterator[None]:
+    """The folder root for this process alone while the block runs, or UserError naming the process and host that
+    hold it. An advisory lock on root/run.lock, which the system releases when its process ends however it ends,
+    so that a killed run's lock is taken over; the file says who holds it."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = os.fdopen(os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT), "r+")
+    except OSError as error:
+        raise UserError(f"--work_dir: cannot write into {root}: {error.strerror or error}") from error
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            holder = handle.read().strip() or "another process"
+            raise UserError(
+                f"{root} is in use by {holder}: wait for that run to end, or choose another --work_dir"
+            ) from error
+        handle.truncate(0)
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {datetime.now():%Y-%m-%d %H:%M:%S}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
 
 
 def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:

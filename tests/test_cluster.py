@@ -106,6 +106,7 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_tra
         "tensorflow/logs/history.csv",
         "tensorflow/logs/training_curves.png",
         "tensorflow/logs/validation_pictures.png",
+        "tensorflow/run.lock",
         "tensorflow/run_config.json",
         "tensorflow/weights/best-weight_resnet18.h5",
         "tensorflow/weights/last-weight_resnet18.h5",

@@ -4,12 +4,16 @@ naming the file or flag, exit code 2, and nothing of the user's lost."""
 import errno
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from conftest import REPO, SMALL, assert_whole_run
 from conftest import run_training as run
 
 import data_preparation
@@ -158,3 +162,19 @@ def test_preparation_and_training_leave_every_original_as_it_was(nails, tmp_path
     data_preparation.main(["--data_root", str(nails), "--workers", "2"])
     run(nails, tmp_path / "work", "--epochs", "1", "--steps_per_epoch", "2")
     assert {p: h for p, h in sha256_of_tree(nails).items() if p in originals} == originals
+
+
+def test_two_runs_started_together_on_one_work_dir_leave_one_whole_run(synthetic_data, tmp_path):
+    """A double-submitted job: one run trains its epochs exactly once, the other exits 2 in one line naming the
+    process and host that hold the folder."""
+    command = [sys.executable, str(REPO / "train.py"), "--data_root", str(synthetic_data), "--work_dir", str(tmp_path),
+               *SMALL, "--epochs", "2"]  # fmt: skip
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]  # fmt: skip
+    outputs = [process.communicate(timeout=300) for process in processes]
+    codes = [process.returncode for process in processes]
+    assert sorted(codes) == [0, 2], outputs
+    errors = [line for line in outputs[codes.index(2)][1].splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "is in use by process" in errors[0], errors
+    assert_whole_run(tmp_path, 2)
