@@ -1,14 +1,15 @@
-"""The model: a segmentation_models Unet with one float32 sigmoid output, compiled with its loss and metrics."""
+"""The model: a segmentation_models Unet with one float32 sigmoid output, compiled with a loss and its metrics."""
 
 import contextlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import keras2  # noqa: F401
 
 import segmentation_models as sm
 import tensorflow as tf
 
+from losses import make_loss
 from optimizers import learning_rate_schedule, make_optimizer
 from scoring import dataset_metrics
 from utils import UserError
@@ -79,9 +80,11 @@ def create_model(
     bn_momentum: float = 0.9,
     jit_compile: bool = False,
     mixed_precision: bool = False,
+    loss: Optional[Callable] = None,
 ) -> tf.keras.Model:
-    """build_model, compiled: Dice + focal loss, dataset-level IoU and F1, the optimizer over total_steps;
-    with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays float32)."""
+    """build_model, compiled: the loss (default: Dice + focal, losses.py), dataset-level IoU and F1, the optimizer
+    over total_steps; with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays
+    float32)."""
     with precision_policy(mixed_precision):
         model = build_model(backbone, encoder_weights, bn_momentum)
     step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay)
@@ -89,7 +92,7 @@ def create_model(
         step = tf.keras.mixed_precision.LossScaleOptimizer(step)
     model.compile(
         optimizer=step,
-        loss=sm.losses.DiceLoss() + sm.losses.BinaryFocalLoss(),
+        loss=loss or make_loss("dice_focal"),
         metrics=dataset_metrics(),
         jit_compile=jit_compile,
     )

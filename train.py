@@ -49,9 +49,11 @@ from flags import (
     non_negative_float,
     optimizer_settings,
     positive_int,
+    share,
 )
 from folds import run_splits, write_fold_csvs
 from input_scaling import batch_dtype
+from losses import LOSSES, make_loss
 from model import check_encoder, create_model
 from pictures import plot_history
 from utils import UserError, exit_on_user_error
@@ -119,6 +121,20 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=0.9,
         help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
         "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
+    )
+    group.add_argument(
+        "--loss",
+        default="dice_focal",
+        choices=LOSSES,
+        help="dice_focal: Dice + focal; dice_bce: Dice + cross-entropy (nnU-Net's); bce; focal; lovasz: the Lovasz "
+        "hinge, a surrogate of the IoU; tversky: weighs misses by --tversky_beta and false alarms by --tversky_alpha, "
+        "for thin or small structures where recall matters (default: %(default)s)",
+    )
+    group.add_argument(
+        "--tversky_alpha", type=share, default=0.3, help="with --loss tversky (0 to 1; default: %(default)s)"
+    )
+    group.add_argument(
+        "--tversky_beta", type=share, default=0.7, help="with --loss tversky (0 to 1; default: %(default)s)"
     )
     add_bool(
         group,
@@ -318,6 +334,7 @@ def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, step
             bn_momentum=args.bn_momentum,
             jit_compile=args.jit_compile,
             mixed_precision=args.mixed_precision,
+            loss=make_loss(args.loss, args.tversky_alpha, args.tversky_beta),
         )
 
 
