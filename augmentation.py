@@ -16,12 +16,37 @@ import tensorflow as tf
 
 from patches import Patches, read_crop
 
+AUGMENTATIONS = ("photo", "any_orientation", "none")
 
-def train_transform(size: int) -> A.Compose:
-    """The original blog's augmentations, in albumentations 2 names; geometric ones move image and mask alike."""
+
+def orientation_transforms() -> list:
+    """For images without an up: any of the 8 orientations, a distortion of the grid, and gamma."""
+    return [
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=1.0),
+        A.OneOf(
+            [
+                A.ElasticTransform(alpha=30, sigma=6, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+                A.GridDistortion(border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+            ],
+            p=0.3,
+        ),
+        A.RandomGamma(gamma_limit=(70, 150), p=0.3),
+    ]
+
+
+def train_transform(size: int, augment: str = "photo") -> A.Compose:
+    """The training augmentations of --augment (AUGMENTATIONS), in albumentations 2 names; geometric ones move
+    image and mask alike. photo: the original blog's; any_orientation: those and orientation_transforms."""
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment {augment!r}: expected one of {', '.join(AUGMENTATIONS)}")
+    if augment == "none":
+        return valid_transform(size)
+    orientations = orientation_transforms() if augment == "any_orientation" else []
     return A.Compose(
         [
             A.HorizontalFlip(p=0.5),
+            *orientations,
             A.Affine(
                 scale=(0.8, 1.2),
                 rotate=(-30, 30),

@@ -201,11 +201,13 @@ def build_dataset(
     shard: tuple[int, int] = (1, 0),
     patches: Optional[Patches] = None,
     dtype: tf.DType = tf.float32,
+    augment: str = "photo",
 ) -> tuple[tf.data.Dataset, int]:
     """Batches of (image, mask) from prepared CSVs, images scaled by input_scaling and masks in {0, 1}, both in
     dtype (float16 for a mixed-precision model), and the number of samples the CSVs list.
 
-    training: shuffled, augmented, endless, fixed-size batches (so that MirroredStrategy splits them
+    training: shuffled, augmented (augment: augmentation.AUGMENTATIONS),
+    endless, fixed-size batches (so that MirroredStrategy splits them
     evenly); with balance, each CSV is one group drawn with group_weights. Otherwise one pass, in
     CSV order, resize only, no batch smaller than batch_size (see batch_in_order), for every worker to
     take its part of each batch. The same seed gives the same batches (none: one is drawn).
@@ -222,9 +224,8 @@ def build_dataset(
     if conflict:
         raise UserError(conflict)
     size = patches.size if patches else image_size
-    load = augment_function(
-        train_transform(size) if training else valid_transform(size), size, seed, patches, random_crops=training
-    )
+    transform = train_transform(size, augment) if training else valid_transform(size)
+    load = augment_function(transform, size, seed, patches, random_crops=training)
     shard = shard if training else (1, 0)  # validation: each worker reads it all, to score its part of each batch
     samples, n_samples = encoded_samples(
         csv_paths, image_size, training, seed, shard, patches, cache_format, resize_first, balance, group_weights
@@ -275,6 +276,7 @@ def training_batches(
         cache_format=args.cache_format,
         patches=patches_of(args),
         dtype=batch_dtype(args.mixed_precision),
+        augment=args.augment,
     )
 
 

@@ -136,6 +136,15 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         help="with --balance: one weight per group, in the alphabetical order of the group names "
         "(default: equal weights)",
     )
+    parser.add_argument(
+        "--augment",
+        default="photo",
+        choices=["photo", "any_orientation", "none"],
+        help="training augmentation. photo: the original blog's (left-right flips, a tilt of up to 30 degrees, "
+        "zoom, noise, blur, colour), for photos with an up; any_orientation: those and upside-down flips, "
+        "90-degree turns, elastic or grid distortion and gamma, for microscopy, fundus, satellite or scanned "
+        "images; none: only the resize. Masks always move with their images (default: %(default)s)",
+    )
     add_bool(
         parser,
         "--resize_first",

@@ -2,6 +2,7 @@
 
 import copy
 import os
+import random
 import shutil
 import warnings
 from pathlib import Path
@@ -52,8 +53,32 @@ def test_transforms_raise_no_warnings():
     image, mask = np.zeros((80, 96, 3), np.uint8), np.zeros((80, 96, 1), np.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for transform in (augmentation.train_transform(SIZE), augmentation.valid_transform(SIZE)):
-            transform(image=image, mask=mask)
+        for augment in augmentation.AUGMENTATIONS:
+            augmentation.train_transform(SIZE, augment)(image=image, mask=mask)
+        augmentation.valid_transform(SIZE)(image=image, mask=mask)
+
+
+@pytest.mark.parametrize("augment, turns", [("photo", False), ("any_orientation", True)])
+def test_any_orientation_turns_images_upside_down_with_their_masks_and_photo_does_not(augment, turns):
+    """A green mark in the top-left corner: photo's tilt of at most 30 degrees keeps it in the top half, while
+    upside-down flips and 90-degree turns take it to the bottom; the mask goes wherever the mark goes."""
+    size = 64
+    mask = np.zeros((size, size, 1), np.uint8)
+    mask[4:20, 6:30] = 1
+    image = np.where(mask > 0, np.uint8([128, 230, 128]), np.uint8([128, 25, 128]))
+    transform = augmentation.train_transform(size, augment)
+    bottom, seen = 0, 0
+    for seed in range(120):
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        out = transform(image=image, mask=mask)
+        marked = out["mask"][..., 0] > 0
+        if marked.sum() < 40:  # zoomed or shifted out of the picture
+            continue
+        greener = out["image"][..., 1].astype(int) - out["image"][..., 0] > 25
+        assert (greener == marked).mean() > 0.95, seed  # the mask moved with the image
+        seen += 1
+        bottom += np.nonzero(marked)[0].mean() > size / 2
+    assert seen > 100 and (bottom > 30 if turns else bottom == 0), (seen, bottom)
 
 
 GREEN_SIZE = 256
