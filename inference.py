@@ -49,11 +49,12 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     backbone, image_size = backbone or saved.get("backbone"), image_size or saved.get("image_size")
     if not backbone or not image_size:
         raise UserError(f"no run_config.json beside {weights}: give --backbone and --image_size")
-    model = build_model(backbone, "none")
+    arch = saved.get("arch", "unet")  # runs from before --arch trained a Unet
+    model = build_model(backbone, "none", arch=arch)
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as error:
-        raise UserError(f"{weights} does not fit a {backbone} Unet: {error}") from error
+        raise UserError(f"{weights} does not fit a {backbone} {arch}: {error}") from error
     return model, image_size
 
 

@@ -1,4 +1,5 @@
-"""The model: a segmentation_models Unet with one float32 sigmoid output, compiled with a loss and its metrics."""
+"""The model: a segmentation_models Unet, FPN or Linknet with one float32 sigmoid output, compiled with a loss and its
+metrics."""
 
 import contextlib
 from pathlib import Path
@@ -25,12 +26,17 @@ def check_encoder(backbone: str, encoder_weights: str) -> None:
         raise UserError(f"--encoder_weights {encoder_weights}: no such file")
 
 
-def build_unet(backbone: str, encoder_weights: str) -> tf.keras.Model:
-    """sm.Unet with one class; 'imagenet' weights are downloaded, or read from a local file."""
+ARCHITECTURES = {"unet": sm.Unet, "fpn": sm.FPN, "linknet": sm.Linknet}
+
+
+def build_network(arch: str, backbone: str, encoder_weights: str) -> tf.keras.Model:
+    """segmentation_models' arch (ARCHITECTURES) with one class and linear output; 'imagenet' weights are
+    downloaded, or read from a local file."""
     check_encoder(backbone, encoder_weights)
     weights = None if encoder_weights == "none" else encoder_weights
+    network = ARCHITECTURES[arch]
     try:
-        return sm.Unet(backbone, classes=1, activation="linear", encoder_weights=weights, input_shape=(None, None, 3))
+        return network(backbone, classes=1, activation="linear", encoder_weights=weights, input_shape=(None, None, 3))
     except Exception as error:  # a failed download raises a plain Exception, a wrong file ValueError or OSError
         if weights != "imagenet":
             raise UserError(f"--encoder_weights {weights} cannot be loaded into {backbone}: {error}") from error
@@ -47,13 +53,15 @@ def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
-def build_model(backbone: str = "efficientnetb4", encoder_weights: str = "imagenet", bn_momentum: float = 0.9):
-    """The Unet with its sigmoid in float32 in any case: the focal loss clips at 1 - 1e-7, which is
+def build_model(
+    backbone: str = "efficientnetb4", encoder_weights: str = "imagenet", bn_momentum: float = 0.9, arch: str = "unet"
+) -> tf.keras.Model:
+    """The network with its sigmoid in float32 in any case: the focal loss clips at 1 - 1e-7, which is
     1.0 in float16, and log(1 - 1.0) is infinite."""
-    unet = build_unet(backbone, encoder_weights)
-    set_bn_momentum(unet, bn_momentum)
-    outputs = tf.keras.layers.Activation("sigmoid", dtype="float32", name="mask")(unet.output)
-    return tf.keras.Model(unet.input, outputs, name=f"unet_{backbone}")
+    network = build_network(arch, backbone, encoder_weights)
+    set_bn_momentum(network, bn_momentum)
+    outputs = tf.keras.layers.Activation("sigmoid", dtype="float32", name="mask")(network.output)
+    return tf.keras.Model(network.input, outputs, name=f"{arch}_{backbone}")
 
 
 @contextlib.contextmanager
@@ -81,12 +89,13 @@ def create_model(
     jit_compile: bool = False,
     mixed_precision: bool = False,
     loss: Optional[Callable] = None,
+    arch: str = "unet",
 ) -> tf.keras.Model:
     """build_model, compiled: the loss (default: Dice + focal, losses.py), dataset-level IoU and F1, the optimizer
     over total_steps; with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays
     float32)."""
     with precision_policy(mixed_precision):
-        model = build_model(backbone, encoder_weights, bn_momentum)
+        model = build_model(backbone, encoder_weights, bn_momentum, arch)
     step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay)
     if mixed_precision:
         step = tf.keras.mixed_precision.LossScaleOptimizer(step)

@@ -54,7 +54,7 @@ from flags import (
 from folds import run_splits, write_fold_csvs
 from input_scaling import batch_dtype
 from losses import LOSSES, make_loss
-from model import check_encoder, create_model
+from model import ARCHITECTURES, check_encoder, create_model
 from pictures import plot_history
 from utils import UserError, exit_on_user_error
 from workdir import (
@@ -103,6 +103,13 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
+        "--arch",
+        default="unet",
+        choices=list(ARCHITECTURES),
+        help="segmentation_models' decoder: unet (skip connections at every scale), fpn (a feature pyramid, "
+        "predicting at 1/4 scale) or linknet (a light Unet that adds instead of concatenating) (default: %(default)s)",
+    )
+    group.add_argument(
         "--backbone",
         default="efficientnetb4",
         help="encoder: any segmentation_models backbone, e.g. efficientnetb0-b7, resnet18-152, mobilenetv2 "
@@ -114,6 +121,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         metavar="imagenet|none|PATH",
         help="encoder start: imagenet (downloaded, needs internet), none (from scratch), or a local .h5 file of "
         "the encoder's weights (default: %(default)s)",
+    )
+    group.add_argument(
+        "--init_weights",
+        metavar="H5",
+        help="start from these weights of another run (best-weight_*.h5 or last-weight_*.h5 of the same --arch and "
+        "--backbone), to fine-tune on new data; the optimizer starts afresh (default: --encoder_weights only)",
     )
     group.add_argument(
         "--bn_momentum",
@@ -258,6 +271,8 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--tta flip applies to the sliding-window validation of --patch_size")
     if args.patch_size and args.monitor == "val_loss":
         parser.error("--patch_size validates whole images by sliding windows, which give no loss: --monitor val_iou")
+    if args.init_weights and not Path(args.init_weights).is_file():
+        parser.error(f"--init_weights {args.init_weights}: no such file")
     if args.folds == 1:
         parser.error("--folds must be at least 2")
     if args.fold != "all" and not args.folds:
@@ -321,9 +336,9 @@ def steps_per_epoch(args: argparse.Namespace, n_train: int, resumed: Optional[di
 
 
 def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, steps: int) -> tf.keras.Model:
-    """The compiled model of the flags, its variables on the strategy's devices."""
+    """The compiled model of the flags, its variables on the strategy's devices, from --init_weights if given."""
     with strategy.scope():
-        return create_model(
+        model = create_model(
             args.backbone,
             args.encoder_weights,
             optimizer=args.optimizer,
@@ -335,7 +350,17 @@ def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, step
             jit_compile=args.jit_compile,
             mixed_precision=args.mixed_precision,
             loss=make_loss(args.loss, args.tversky_alpha, args.tversky_beta),
+            arch=args.arch,
         )
+        if args.init_weights:
+            try:
+                model.load_weights(args.init_weights)
+            except (ValueError, OSError) as error:
+                first_line = str(error).strip().splitlines()[0]
+                raise UserError(
+                    f"--init_weights {args.init_weights} does not fit a {args.arch} on {args.backbone}: {first_line}"
+                ) from error
+    return model
 
 
 def print_start(
