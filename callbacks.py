@@ -22,7 +22,7 @@ from input_scaling import to_pixels
 from patches import Patches
 from pictures import comparison_rows, save_picture
 from scoring import pixel_counts, ratios
-from sliding_window import predict_scaled, window_predictor
+from sliding_window import DEFAULT_OVERLAP, predict_scaled, window_predictor
 from utils import UserError
 from workdir import RunPaths
 
@@ -62,7 +62,8 @@ def sliding_window_validation(
         for image_path, mask_path in zip(table.image, table["mask"]):
             photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
             truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
-            probabilities = predict_scaled(predict_batch, photo, patches.scale, patches.size, 0.5, batch_size, tta)
+            windows = {"scale": patches.scale, "patch_size": patches.size, "overlap": DEFAULT_OVERLAP}
+            probabilities = predict_scaled(predict_batch, photo, **windows, batch_size=batch_size, tta=tta)
             for name, count in pixel_counts(probabilities > 0.5, truth).items():
                 counts[name] += count
         scores = ratios(**counts)
@@ -112,8 +113,9 @@ def make_callbacks(
     callbacks = []
     if args.patch_size:  # first: the callbacks after it read the val_iou it adds
         table = dataloader.read_samples(split_csv(Path(args.data_root), run_splits(args.folds, args.fold)[1]))
-        tta = None if args.tta == "none" else args.tta
-        callbacks.append(sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size, tta))
+        callbacks.append(
+            sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size, args.tta)
+        )
     callbacks += [
         checkpoints.CommittedEpochs(paths, args.monitor, steps),
         epoch_timer(seconds),

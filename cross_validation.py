@@ -44,8 +44,7 @@ def write_out_of_fold(paths: RunPaths, args: argparse.Namespace) -> None:
     partial = paths.out_of_fold.with_name(paths.out_of_fold.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     errors = {}
-    tta = None if args.tta == "none" else args.tta
-    for index, _, probabilities in ensemble_probabilities([member], images, args.batch_size, tta, errors):
+    for index, _, probabilities in ensemble_probabilities([member], images, args.batch_size, args.tta, errors):
         rel = images[index].relative_to(data_root / PNG_FOLDER)
         write_image(partial / rel.with_suffix(".png"), probability_png(probabilities))
     if errors:

@@ -76,8 +76,7 @@ def predict_and_write(
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # fmt: skip
     """Write each image's mask, post-processed by settings, and overlay into out; yield (index, photo, mask)
     for scoring."""
-    tta = None if args.tta == "none" else args.tta
-    for index, photo, probability in ensemble_probabilities(members, images, args.batch_size, tta, errors):
+    for index, photo, probability in ensemble_probabilities(members, images, args.batch_size, args.tta, errors):
         mask = postprocess(probability, settings).numpy()
         write_image(out / "masks" / rels[index].with_suffix(".png"), mask.astype(np.uint8) * 255)
         save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), overlay(photo, mask))

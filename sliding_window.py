@@ -21,7 +21,7 @@ PredictBatch = Callable[[np.ndarray], np.ndarray]
 SIGMA_SCALE = 1 / 8  # nnU-Net's sigma, P / 8: a window's edge weighs exp(-8) of its centre, a corner exp(-16)
 # MONAI's floor: every pixel of a window counts a little, so no sum of weights is 0 or far below float32's range
 WEIGHT_FLOOR = 1e-3
-TTA_MODES = (None, "flip")
+TTA_MODES = (None, "none", "flip")  # "none" as --tta spells it
 DEFAULT_OVERLAP = 0.5  # of a window's side, where the caller does not choose
 
 
@@ -66,7 +66,7 @@ def flip_tta(predict_batch: PredictBatch) -> PredictBatch:
 
 
 def with_tta(predict_batch: PredictBatch, tta: Optional[str]) -> PredictBatch:
-    """predict_batch itself for tta None, flip_tta(predict_batch) for "flip"."""
+    """predict_batch itself for tta None or "none", flip_tta(predict_batch) for "flip"."""
     if tta not in TTA_MODES:
         raise UserError(f"tta {tta!r}: expected one of {TTA_MODES}")
     return flip_tta(predict_batch) if tta == "flip" else predict_batch
