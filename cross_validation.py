@@ -117,11 +117,11 @@ def print_folds(scored: pd.DataFrame) -> None:
 
 
 def save_worst(table: pd.DataFrame, scored: pd.DataFrame, items: list, path: Path) -> None:
-    """photo | true | predicted rows of the COMPARISON_ROWS images with the lowest IoU."""
+    """photo | true | predicted rows of the COMPARISON_ROWS images with the lowest IoU, masked as score_rows does."""
     samples = []
     for index in scored.nsmallest(COMPARISON_ROWS, "iou").index:
         probabilities, true = items[index]
-        samples.append((read_rgb(table.image[index]), true, probabilities > NO_POSTPROCESSING["threshold"]))
+        samples.append((read_rgb(table.image[index]), true, postprocess(probabilities, NO_POSTPROCESSING).numpy()))
     save_comparison(samples, path)
 
 

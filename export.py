@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from inference import Member
 from input_scaling import resize_for_model, to_model_input, to_size
-from postprocessing import postprocess_graph
+from postprocessing import graph_arguments, postprocess_graph
 from sliding_window import predict_scaled_graph
 
 
@@ -34,8 +34,7 @@ def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -
     probabilities at that size, and the mask post-processed by settings (uint8, 1 on the mask), out."""
 
     def mask_of(probabilities: tf.Tensor) -> tf.Tensor:
-        steps = [settings[k] for k in ("threshold", "min_size", "fill_holes", "largest")]
-        return tf.cast(postprocess_graph(probabilities[..., 0], *steps), tf.uint8)[..., None]
+        return tf.cast(postprocess_graph(probabilities[..., 0], *graph_arguments(settings)), tf.uint8)[..., None]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(images: tf.Tensor) -> dict:

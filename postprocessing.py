@@ -92,16 +92,16 @@ def postprocess_graph(probabilities, threshold, min_size, fill, largest) -> tf.T
     return tf.cond(largest, lambda: keep_largest(mask), lambda: mask)
 
 
+def graph_arguments(settings: dict) -> tuple[float, float, bool, bool]:
+    """settings (keys of NO_POSTPROCESSING, the missing ones theirs) as postprocess_graph takes them after the map."""
+    settings = {**NO_POSTPROCESSING, **settings}
+    return (float(settings["threshold"]), float(settings["min_size"]), bool(settings["fill_holes"]),
+            bool(settings["largest"]))  # fmt: skip
+
+
 def postprocess(probabilities, settings: dict) -> tf.Tensor:
     """H x W boolean mask of H x W probabilities (float in [0, 1]) by settings (keys of NO_POSTPROCESSING)."""
-    settings = {**NO_POSTPROCESSING, **settings}
-    return postprocess_graph(
-        tf.cast(probabilities, tf.float32),
-        float(settings["threshold"]),
-        float(settings["min_size"]),
-        bool(settings["fill_holes"]),
-        bool(settings["largest"]),
-    )
+    return postprocess_graph(tf.cast(probabilities, tf.float32), *graph_arguments(settings))
 
 
 def micro_iou(items: Sequence[tuple[np.ndarray, np.ndarray]], settings: dict) -> float:

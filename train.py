@@ -513,13 +513,14 @@ def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPat
     if not args.folds:
         return [(args, work_paths(Path(args.work_dir), args.backbone))]
     write_fold_csvs(Path(args.data_root), args.folds)
-    chosen = range(args.folds) if args.fold == "all" else [args.fold]
-    runs = [(argparse.Namespace(**{**vars(args), "fold": k}), work_paths(Path(args.work_dir) / f"fold_{k}",
-            args.backbone)) for k in chosen]  # fmt: skip
-    for fold_args, paths in runs:
-        fold_args.resume = args.resume and paths.config.exists()  # with --resume, a fold not begun starts
+    runs = []
+    for fold in range(args.folds) if args.fold == "all" else [args.fold]:
+        paths = work_paths(Path(args.work_dir) / f"fold_{fold}", args.backbone)
+        # with --resume, a fold not begun starts
+        fold_args = argparse.Namespace(**{**vars(args), "fold": fold, "resume": args.resume and paths.config.exists()})
         if not fold_args.resume:  # every fold's folder checked before any trains
             check_work_dir(paths, fold_args)
+        runs.append((fold_args, paths))
     return runs
 
 
