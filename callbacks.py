@@ -17,6 +17,7 @@ import tensorflow as tf
 import checkpoints
 import dataloader
 from data_preparation import split_csv
+from ema import AveragedValidation, averaged_weights
 from folds import run_splits
 from input_scaling import to_pixels
 from patches import Patches
@@ -39,7 +40,8 @@ def validation_pictures(
     writer = tf.summary.create_file_writer(str(paths.tensorboard / "validation_pictures")) if tensorboard else None
 
     def draw(epoch: int, logs: dict) -> None:
-        predicted = model.predict(images, verbose=0)[..., 0] > 0.5
+        with averaged_weights(model):
+            predicted = model.predict(images, verbose=0)[..., 0] > 0.5
         rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1])
         save_picture(paths.pictures, np.vstack(rows))
         if writer:
@@ -59,13 +61,14 @@ def sliding_window_validation(
 
     def validate(epoch: int, logs: dict) -> None:
         counts = {"tp": 0, "fp": 0, "fn": 0}
-        for image_path, mask_path in zip(table.image, table["mask"]):
-            photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
-            truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
-            windows = {"scale": patches.scale, "patch_size": patches.size, "overlap": DEFAULT_OVERLAP}
-            probabilities = predict_scaled(predict_batch, photo, **windows, batch_size=batch_size, tta=tta)
-            for name, count in pixel_counts(probabilities > 0.5, truth).items():
-                counts[name] += count
+        with averaged_weights(model):
+            for image_path, mask_path in zip(table.image, table["mask"]):
+                photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
+                truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
+                windows = {"scale": patches.scale, "patch_size": patches.size, "overlap": DEFAULT_OVERLAP}
+                probabilities = predict_scaled(predict_batch, photo, **windows, batch_size=batch_size, tta=tta)
+                for name, count in pixel_counts(probabilities > 0.5, truth).items():
+                    counts[name] += count
         scores = ratios(**counts)
         logs["val_iou"], logs["val_f1"] = scores["iou"], scores["f1"]
 
@@ -110,7 +113,7 @@ def make_callbacks(
     """The same callbacks on every worker of a cluster (several of them take part in collective reads of
     the weights), but a Weights & Biases run for the chief only."""
     mode = checkpoints.monitor_mode(args.monitor)
-    callbacks = []
+    callbacks = [AveragedValidation()] if args.ema else []
     if args.patch_size:  # first: the callbacks after it read the val_iou it adds
         table = dataloader.read_samples(split_csv(Path(args.data_root), run_splits(args.folds, args.fold)[1]))
         callbacks.append(

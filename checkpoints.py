@@ -21,6 +21,7 @@ import keras2  # noqa: F401
 
 import pandas as pd
 
+from ema import averaged_weights
 from keras_backup import StepBackup, saved_position
 from utils import UserError
 
@@ -70,7 +71,10 @@ def commit(pending: Path, paths: "RunPaths") -> None:
 
 def recover(paths: "RunPaths", steps: int) -> int:
     """Finish the commit of every epoch the backup holds and drop the files of any other; return the
-    number of finished epochs."""
+    number of finished epochs. A finished run asked for more epochs continues from its final state."""
+    if saved_position(paths.backup) is None and paths.final.is_dir():
+        shutil.rmtree(paths.backup, ignore_errors=True)
+        os.replace(paths.final, paths.backup)
     finished = committed_epochs(paths.backup, steps)
     for pending in sorted(paths.pending.glob("*")) if paths.pending.is_dir() else []:
         if int(pending.name) < finished:
@@ -90,7 +94,7 @@ class CommittedEpochs(StepBackup):
     a NaN loss, and which stops between two steps on SIGTERM or Ctrl-C, saving the step for --resume."""
 
     def __init__(self, paths: "RunPaths", monitor: str, steps: int):
-        super().__init__(paths.backup)
+        super().__init__(paths.backup, paths.final)
         self.paths, self.monitor, self.mode, self.steps = paths, monitor, monitor_mode(monitor), steps
         self.stop_signal: Optional[int] = None
 
@@ -131,10 +135,11 @@ class CommittedEpochs(StepBackup):
         pending = self.paths.pending / str(epoch)
         try:
             pending.mkdir(parents=True, exist_ok=True)
-            self.model.save_weights(str(pending / self.paths.last.name))
             history = read_history(self.paths.history)
-            if self.is_better(logs[self.monitor], history):
-                self.model.save_weights(str(pending / self.paths.best.name))
+            with averaged_weights(self.model):  # the model's own weights without --ema
+                self.model.save_weights(str(pending / self.paths.last.name))
+                if self.is_better(logs[self.monitor], history):
+                    self.model.save_weights(str(pending / self.paths.best.name))
             rows = pd.concat([history, pd.DataFrame([{"epoch": epoch, **logs}])], ignore_index=True)
             rows.to_csv(pending / self.paths.history.name, index=False)
         except OSError as error:

@@ -90,13 +90,14 @@ def create_model(
     mixed_precision: bool = False,
     loss: Optional[Callable] = None,
     arch: str = "unet",
+    ema: float = 0.0,
 ) -> tf.keras.Model:
     """build_model, compiled: the loss (default: Dice + focal, losses.py), dataset-level IoU and F1, the optimizer
     over total_steps; with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays
-    float32)."""
+    float32); ema above 0, the optimizer keeps the moving average of the weights with that decay."""
     with precision_policy(mixed_precision):
         model = build_model(backbone, encoder_weights, bn_momentum, arch)
-    step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay)
+    step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay, ema)
     if mixed_precision:
         step = tf.keras.mixed_precision.LossScaleOptimizer(step)
     model.compile(

@@ -103,15 +103,19 @@ def learning_rate_schedule(name: str, learning_rate: float, total_steps: int) ->
     )
 
 
-def make_optimizer(name: str, learning_rate: LearningRate, weight_decay: float) -> tf.keras.optimizers.Optimizer:
+def make_optimizer(
+    name: str, learning_rate: LearningRate, weight_decay: float, ema: float = 0.0
+) -> tf.keras.optimizers.Optimizer:
     """The one place that builds the optimizer. Weight decay is decoupled from the gradient in each: every step
-    shrinks every weight by learning_rate * weight_decay."""
+    shrinks every weight by learning_rate * weight_decay. ema above 0: the optimizer also keeps the exponential
+    moving average of the weights with that decay (ema.py)."""
+    common = {"weight_decay": weight_decay, "use_ema": ema > 0, "ema_momentum": ema}
     if name == "radam":  # the project's own: tensorflow-addons' does not install on Python 3.12 and later
-        return RectifiedAdam(learning_rate, weight_decay=weight_decay)
+        return RectifiedAdam(learning_rate, **common)
     if name == "sgd":
-        return tf.keras.optimizers.SGD(learning_rate, momentum=0.99, nesterov=True, weight_decay=weight_decay)
+        return tf.keras.optimizers.SGD(learning_rate, momentum=0.99, nesterov=True, **common)
     if name == "adam":
-        return tf.keras.optimizers.Adam(learning_rate, weight_decay=weight_decay)
+        return tf.keras.optimizers.Adam(learning_rate, **common)
     if name == "adamw":
-        return tf.keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
+        return tf.keras.optimizers.AdamW(learning_rate, **common)
     raise UserError(f"--optimizer {name}: expected radam, adam, adamw or sgd")

@@ -55,6 +55,7 @@ from folds import run_splits, write_fold_csvs
 from input_scaling import batch_dtype
 from losses import LOSSES, make_loss
 from model import ARCHITECTURES, check_encoder, create_model
+from optimizers import learning_rate_schedule
 from pictures import plot_history
 from utils import UserError, exit_on_user_error
 from workdir import (
@@ -193,6 +194,15 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
         choices=["constant", "cosine", "plateau"],
         help="cosine: a linear warm-up over the first 5%% of the steps, then a cosine decay to 0 at the last; "
         "plateau: halve the learning rate when --monitor has not improved for 5 epochs (default: %(default)s)",
+    )
+    group.add_argument(
+        "--ema",
+        type=fraction_below_one,
+        default=0.0,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights, each step average = DECAY x average + (1 - DECAY) x "
+        "weights, and validate, save and export it; it averages about the last 1 / (1 - DECAY) steps, so choose "
+        "DECAY with that well below the run's steps (0.99: 100 steps; 0.999: 1,000) (default: 0, off)",
     )
     group.add_argument(
         "--monitor",
@@ -351,6 +361,7 @@ def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, step
             mixed_precision=args.mixed_precision,
             loss=make_loss(args.loss, args.tversky_alpha, args.tversky_beta),
             arch=args.arch,
+            ema=args.ema,
         )
         if args.init_weights:
             try:
@@ -372,7 +383,7 @@ def print_start(
     print(
         f"training on {n_train} pairs, {args.epochs} epochs of {steps} steps of {args.batch_size} = {replicas} "
         f"device(s) x {args.batch_size // replicas}, {args.optimizer} at {args.learning_rate:g} ({args.lr_schedule}), "
-        f"seed {args.seed}; validating on {n_valid}"
+        f"seed {args.seed}{f', EMA {args.ema:g}' if args.ema else ''}; validating on {n_valid}"
     )
     if args.batch_size > n_train:
         print(f"note: --batch_size {args.batch_size} is more than the {n_train} training pairs: batches repeat pairs")
@@ -457,6 +468,8 @@ def train_model(
     model = build_model(args, strategy, steps)
     save_run_config(paths, args, strategy, {"train": n_train, "valid": n_valid}, steps)
     print_start(args, strategy, chief, n_train, n_valid, steps)
+    if chief and resumed and resumed["args"]["epochs"] != args.epochs:
+        print(schedule_change(args, resumed, len(checkpoints.read_history(paths.history))))
     seconds = []
     callbacks = make_callbacks(args, paths, model, valid_batches, seconds, steps, chief)
     resolver = strategy.cluster_resolver
@@ -467,6 +480,20 @@ def train_model(
         print_summary(paths, args, seconds, steps)
         if args.folds:
             write_out_of_fold(paths, args)
+
+
+def schedule_change(args: argparse.Namespace, resumed: dict, finished: int) -> str:
+    """What the learning rate does when a run goes on with other --epochs than it began with: the schedule is the
+    one of the new length, at the step the run reached."""
+    planned, steps = resumed["args"]["epochs"], resumed["steps_per_epoch"]
+    change = f"--epochs {args.epochs} instead of {planned}: "
+    if args.lr_schedule != "cosine":
+        return change + f"the {args.lr_schedule} learning rate goes on as it was"
+    rate = learning_rate_schedule("cosine", args.learning_rate, args.epochs * steps)(finished * steps)
+    return change + (
+        f"the cosine schedule now spans {args.epochs} epochs, so the learning rate is {float(rate):.3g} at epoch "
+        f"{finished + 1} (the peak is {args.learning_rate:g}) and decays to 0 at the last step"
+    )
 
 
 def run_training(args: argparse.Namespace, paths: RunPaths) -> None:

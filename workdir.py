@@ -48,6 +48,7 @@ class RunPaths:
     curves: Path  # logs/training_curves.png
     tensorboard: Path  # logs/tensorboard/<start time>/
     backup: Path  # what --resume continues from, while the run is under way
+    final: Path  # the backup after the last epoch, which --resume --epochs M continues
     pending: Path  # each epoch's files before they are committed (checkpoints.py)
     config: Path  # run_config.json
     out_of_fold: Path  # with --folds: the best weights' probabilities of the fold's validation images
@@ -69,6 +70,7 @@ def work_paths(work_dir: Path, backbone: str) -> RunPaths:
         curves=root / "logs" / "training_curves.png",
         tensorboard=root / "logs" / "tensorboard" / datetime.now().strftime("%Y%m%d-%H%M%S"),
         backup=root / "backup",
+        final=root / "final",
         pending=root / "pending",
         config=root / "run_config.json",
         out_of_fold=root / "out_of_fold",
@@ -119,17 +121,19 @@ def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
         return None
     if not paths.config.exists():
         raise UserError(f"nothing to resume in {paths.root}: no run there")
-    if run_finished(paths):
+    finished = len(checkpoints.read_history(paths.history))
+    if run_finished(paths) and (args.epochs <= finished or not paths.final.is_dir()):
+        way_on = f"--epochs above {finished} continues it" if paths.final.is_dir() else "it kept no final state"
         raise UserError(
-            f"nothing to resume in {paths.root}: its run finished after {len(checkpoints.read_history(paths.history))}"
-            " epochs (a finished run leaves no backup); --overwrite replaces it"
+            f"nothing to resume in {paths.root}: its run finished after {finished} epochs ({way_on}); "
+            f"--overwrite replaces it, --init_weights {paths.last} starts a new run from its weights"
         )
     config = json.loads(paths.config.read_text())
     saved = config["args"]
     # a run from before a setting existed took its default
     changed = [
         k
-        for k in ("arch", "backbone", "image_size", "mixed_precision", "patch_size", "scale", "folds")
+        for k in ("arch", "backbone", "image_size", "mixed_precision", "patch_size", "scale", "folds", "ema")
         if saved.get(k, getattr(args, k)) != getattr(args, k)
     ]
     if changed:
@@ -143,6 +147,7 @@ def prepare_work_dir(paths: RunPaths, resume: bool) -> None:
     try:
         if not resume:
             shutil.rmtree(paths.backup, ignore_errors=True)
+            shutil.rmtree(paths.final, ignore_errors=True)
             shutil.rmtree(paths.pending, ignore_errors=True)
             shutil.rmtree(paths.out_of_fold, ignore_errors=True)
             paths.history.unlink(missing_ok=True)

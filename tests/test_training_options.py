@@ -1,16 +1,21 @@
 """The training options users expect from peers: other decoders (--arch fpn, linknet) that train, predict by
-windows and export; and --init_weights, which starts a run from another run's weights."""
+windows and export; --init_weights, which starts a run from another run's weights; --ema, whose averaged weights are
+validated, saved and exported; and --resume --epochs M, which continues a finished run."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import run_training
+from conftest import assert_whole_run, run_training
 
 import predict
 import train
+from callbacks import make_callbacks
 from inference import ensemble_probabilities, load_member, load_model, read_rgb
+from workdir import prepare_work_dir, save_run_config, work_paths
 
 
 @pytest.mark.parametrize("arch", ["fpn", "linknet"])
@@ -53,3 +58,53 @@ def test_init_weights_of_another_architecture_is_one_line(trained, synthetic_dat
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert exit_info.value.code == 2 and len(errors) == 1 and "does not fit a linknet" in errors[0]
     assert not (tmp_path / "tensorflow" / "run_config.json").exists()
+
+
+def differ(first: list, second: list) -> bool:
+    return not all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_ema_weights_are_validated_saved_and_exported(synthetic_data, tmp_path):
+    args = small_args(synthetic_data, tmp_path / "work", "--ema", "0.5", "--epochs", "1")
+    paths = work_paths(tmp_path / "work", args.backbone)
+    prepare_work_dir(paths, resume=False)
+    strategy = tf.distribute.get_strategy()
+    model = train.build_model(args, strategy, steps=3)
+    batches, _, valid, _ = train.build_datasets(args, strategy)
+    save_run_config(paths, args, strategy, {"train": 1, "valid": 1}, 3)  # how predict.py reads the weights
+    trained = []  # the weights training goes on with, read after every callback of the epoch
+    callbacks = make_callbacks(args, paths, model, valid, [], 3, chief=True)
+    callbacks.append(tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: trained.append(model.get_weights())))
+    history = model.fit(batches, epochs=1, steps_per_epoch=3, validation_data=valid, callbacks=callbacks, verbose=0)
+    saved, _ = load_model(paths.best, None, None)
+    assert differ(trained[0], saved.get_weights())
+    assert not differ(model.get_weights(), saved.get_weights())  # Keras puts the average in at the end of fit
+    averaged_loss = model.evaluate(valid, verbose=0, return_dict=True)["loss"]
+    assert history.history["val_loss"][0] == pytest.approx(averaged_loss, rel=1e-5)
+    model.set_weights(trained[0])
+    assert model.evaluate(valid, verbose=0, return_dict=True)["loss"] != pytest.approx(averaged_loss, rel=1e-3)
+
+    image = sorted((synthetic_data / "png" / "valid" / "images").rglob("*.png"))[0]
+    predict.main(["--weights", str(paths.best), "--input", str(image), "--export", "savedmodel",
+                  "--output", str(tmp_path / "out")])  # fmt: skip
+    serve = tf.saved_model.load(str(tmp_path / "out" / "savedmodel")).signatures["serving_default"]
+    served = serve(images=tf.constant(read_rgb(image)[None]))["probabilities"].numpy()[0, ..., 0]
+    _, _, expected = next(ensemble_probabilities([load_member(paths.best, {"batch_size": 8})], [image], 8, None, {}))
+    assert np.abs(served - expected).max() < 1e-4
+
+
+def test_resume_with_more_epochs_continues_a_finished_run(trained, synthetic_data, tmp_path, capsys):
+    work = tmp_path / "work"
+    shutil.copytree(trained.parent, work)
+    run_training(synthetic_data, work, "--epochs", "4", "--resume")
+    assert_whole_run(work, 4)
+    history = pd.read_csv(work / "tensorflow" / "logs" / "history.csv")
+    first_two = pd.read_csv(trained / "logs" / "history.csv")
+    pd.testing.assert_frame_equal(history.iloc[:2], first_two)  # nothing repeated or lost
+    out = capsys.readouterr().out
+    assert "resuming" in out and "after 2 finished epochs" in out
+    assert "--epochs 4 instead of 2: the cosine schedule now spans 4 epochs" in out
+    with pytest.raises(SystemExit) as exit_info:
+        run_training(synthetic_data, work, "--epochs", "4", "--resume")
+    error = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and error.count("\n") == 0 and "--epochs above 4 continues it" in error
