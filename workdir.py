@@ -121,15 +121,16 @@ def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
         return None
     if not paths.config.exists():
         raise UserError(f"nothing to resume in {paths.root}: no run there")
-    finished = len(checkpoints.read_history(paths.history))
-    if run_finished(paths) and (args.epochs <= finished or not paths.final.is_dir()):
-        way_on = f"--epochs above {finished} continues it" if paths.final.is_dir() else "it kept no final state"
-        raise UserError(
-            f"nothing to resume in {paths.root}: its run finished after {finished} epochs ({way_on}); "
-            f"--overwrite replaces it, --init_weights {paths.last} starts a new run from its weights"
-        )
     config = json.loads(paths.config.read_text())
     saved = config["args"]
+    if run_finished(paths) and (args.epochs <= saved["epochs"] or not paths.final.is_dir()):
+        finished = len(checkpoints.read_history(paths.history))
+        of = f" of {saved['epochs']} (stopped early)" if finished < saved["epochs"] else ""
+        way_on = f"--epochs above {saved['epochs']} continues it" if paths.final.is_dir() else "it kept no final state"
+        raise UserError(
+            f"nothing to resume in {paths.root}: its run finished after {finished} epochs{of} ({way_on}); "
+            f"--overwrite replaces it, --init_weights {paths.last} starts a new run from its weights"
+        )
     # a run from before a setting existed took its default
     changed = [
         k
