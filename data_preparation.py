@@ -22,6 +22,16 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from classes import (
+    IGNORED,
+    ClassRule,
+    class_columns,
+    class_fractions,
+    default_names,
+    read_class_colors,
+    to_label_mask,
+    write_classes,
+)
 from flags import add_bool, add_data_root, positive_int
 from images import IMAGE_EXTENSIONS, LOSSY_EXTENSIONS, MaskRule, align, read_source, to_binary_mask, to_rgb
 from synthetic import write_synthetic
@@ -141,23 +151,31 @@ def unchanged(path: Path, known: Optional[dict]) -> Optional[dict]:
     return record if record["sha256"] == known["sha256"] else None
 
 
-def convert_pair(pair: Pair, targets: tuple[Path, Path], rule: MaskRule) -> tuple[dict, dict]:
-    """Write the pair's PNGs; return the records of its two sources. ValueError starting with the file at
-    fault ("image ..." or "mask ...")."""
+def convert_pair(
+    pair: Pair, targets: tuple[Path, Path], rule: MaskRule, classes: Optional[ClassRule]
+) -> tuple[dict, dict]:
+    """Write the pair's PNGs, the mask binary (0 and 255) or, with classes, a label mask; return the records of its
+    two sources. ValueError starting with the file at fault ("image ..." or "mask ...")."""
     image_data, mask_data = pair.image.read_bytes(), pair.mask.read_bytes()
     image, mask = align(*read_source(image_data, pair.image, "image"), *read_source(mask_data, pair.mask, "mask"))
     try:
-        binary = to_binary_mask(mask, rule, lossy=pair.mask.suffix.lower() in LOSSY_EXTENSIONS)
+        if classes:
+            target = to_label_mask(mask, classes, rule, pair.mask.suffix)
+        else:
+            target = to_binary_mask(mask, rule, lossy=pair.mask.suffix.lower() in LOSSY_EXTENSIONS)
     except ValueError as error:
         raise ValueError(f"mask {error}") from error
     write_image(targets[0], to_rgb(image))
-    write_image(targets[1], binary)
+    write_image(targets[1], target)
     return source_record(pair.image, image_data), source_record(pair.mask, mask_data)
 
 
-def prepare_pair(pair: Pair, data_root: Path, rule: MaskRule, known: dict, force: bool) -> dict:
-    """Convert one pair unless its PNGs hold its sources' content already, and describe it; a rejected
-    pair carries a 'reason'. known: the records of the last finished run, by relative path."""
+def prepare_pair(
+    pair: Pair, data_root: Path, rule: MaskRule, classes: Optional[ClassRule], known: dict, force: bool
+) -> dict:
+    """Convert one pair unless its PNGs hold its sources' content already, and describe it (with classes, each
+    class's share of the pixels too); a rejected pair carries a 'reason'. known: the records of the last finished
+    run, by relative path."""
     row = {"image": pair.image, "mask": pair.mask, "split": pair.split, "group": pair.group, "converted": 0}
     targets = png_path(data_root, pair.image), png_path(data_root, pair.mask)
     sources = (pair.image, pair.mask)
@@ -166,7 +184,7 @@ def prepare_pair(pair: Pair, data_root: Path, rule: MaskRule, known: dict, force
         records = [unchanged(s, known.get(relative(data_root, s))) for s in sources]
     if None in records:
         try:
-            records = convert_pair(pair, targets, rule)
+            records = convert_pair(pair, targets, rule, classes)
         except ValueError as error:
             return {**row, "reason": str(error)}
         except OSError as error:
@@ -176,6 +194,11 @@ def prepare_pair(pair: Pair, data_root: Path, rule: MaskRule, known: dict, force
     mask = cv2.imread(str(targets[1]), cv2.IMREAD_UNCHANGED)
     if mask.shape != (height, width):
         return {**row, "reason": f"size mismatch: image {width}x{height}, mask {mask.shape[1]}x{mask.shape[0]}"}
+    shares = {}
+    if classes:
+        count = len(classes.names)
+        shares = dict(zip(class_columns(count), map(float, class_fractions(mask, count))))
+        mask = np.where(mask == IGNORED, 0, mask)
     return {
         **row,
         "image": targets[0],
@@ -183,14 +206,22 @@ def prepare_pair(pair: Pair, data_root: Path, rule: MaskRule, known: dict, force
         "height": height,
         "width": width,
         "foreground": float(np.count_nonzero(mask)) / mask.size,
+        **shares,
         "records": {relative(data_root, s): r for s, r in zip(sources, records)},
     }
 
 
 def prepare_all(
-    pairs: list[Pair], data_root: Path, rule: MaskRule, known: dict, force: bool, workers: Optional[int]
+    pairs: list[Pair],
+    data_root: Path,
+    rules: tuple[MaskRule, Optional[ClassRule]],
+    known: dict,
+    force: bool,
+    workers: Optional[int],
 ) -> list[dict]:
-    task = functools.partial(prepare_pair, data_root=data_root, rule=rule, known=known, force=force)
+    task = functools.partial(
+        prepare_pair, data_root=data_root, rule=rules[0], classes=rules[1], known=known, force=force
+    )
     with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
         return list(tqdm(pool.map(task, pairs, chunksize=4), total=len(pairs), desc="preparing", unit="pair"))
 
@@ -204,20 +235,21 @@ def split_csv(data_root: Path, split: str) -> Path:
     return data_root / CSV_FOLDER / f"{split}.csv"
 
 
-def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict]) -> list[Path]:
+def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict], classes: Optional[ClassRule]) -> list[Path]:
     """Write train, valid, train_<group> and rejected CSVs, removing group CSVs of earlier runs."""
     csv_dir = data_root / CSV_FOLDER
-    table = pd.DataFrame(rows, columns=CSV_COLUMNS + ["split"])
+    columns = CSV_COLUMNS + (class_columns(len(classes.names)) if classes else [])
+    table = pd.DataFrame(rows, columns=columns + ["split"])
     for column in ("image", "mask"):
         table[column] = table[column].map(functools.partial(relative, data_root))
     table = table.sort_values("image")
     written = []
     for split in ("train", "valid"):
         written.append(split_csv(data_root, split))
-        table[table.split == split][CSV_COLUMNS].to_csv(written[-1], index=False, float_format="%.6f")
+        table[table.split == split][columns].to_csv(written[-1], index=False, float_format="%.6f")
     for group, members in table[table.split == "train"].groupby("group"):
         written.append(split_csv(data_root, f"train_{group}"))
-        members[CSV_COLUMNS].to_csv(written[-1], index=False, float_format="%.6f")
+        members[columns].to_csv(written[-1], index=False, float_format="%.6f")
     for stale in set(csv_dir.glob("train_*.csv")) - set(written):
         stale.unlink()
     rejected_table = pd.DataFrame(
@@ -231,7 +263,20 @@ def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict]) -> list[
     return written
 
 
-def print_summary(data_root: Path, rows: list[dict], rejected: list[dict], converted: int) -> None:
+def print_classes(table: pd.DataFrame, names: tuple[str, ...]) -> None:
+    """Each class's share of all pixels and the images it is in, and the share of ignored pixels."""
+    pixels = table.height * table.width
+    shares = [(table[column] * pixels).sum() / pixels.sum() for column in class_columns(len(names))]
+    listing = "; ".join(
+        f"{k} {name} {share:.2%} in {(table[f'class_{k}'] > 0).sum()}"
+        for k, (name, share) in enumerate(zip(names, shares))
+    )
+    print(f"  classes (share of the pixels, in how many images): {listing}; ignored {max(0.0, 1 - sum(shares)):.2%}")
+
+
+def print_summary(
+    data_root: Path, rows: list[dict], rejected: list[dict], converted: int, classes: Optional[ClassRule]
+) -> None:
     table = pd.DataFrame(rows)
     print(f"{data_root}: {len(rows)} pairs prepared, {converted} files converted to PNG")
     for split in ("train", "valid"):
@@ -248,6 +293,8 @@ def print_summary(data_root: Path, rows: list[dict], rejected: list[dict], conve
             f"  warning: valid holds {n_valid} pairs, too few for its score to mean much: cross-validate over the "
             "training pairs with train.py --folds 5 (README: Small datasets)"
         )
+    if classes:
+        print_classes(table, classes.names)
     fg = table.foreground
     print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
     if (fg == 0).any():
@@ -260,14 +307,15 @@ def read_manifest(data_root: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"mask_rule": None, "sources": {}}
 
 
-def rule_record(rule: MaskRule) -> dict:
-    return {"threshold": rule.threshold, "foreground": list(rule.foreground)}
+def rule_record(rule: MaskRule, classes: Optional[ClassRule]) -> dict:
+    record = {"threshold": rule.threshold, "foreground": list(rule.foreground)}
+    return {**record, "classes": classes.record()} if classes else record  # one class: as before classes existed
 
 
-def write_manifest(data_root: Path, rule: MaskRule, results: list[dict]) -> None:
+def write_manifest(data_root: Path, rules: tuple[MaskRule, Optional[ClassRule]], results: list[dict]) -> None:
     """Written only after a finished run, so that an interrupted one is checked again next time."""
     sources = {k: v for r in results for k, v in r.get("records", {}).items()}
-    manifest = {"mask_rule": rule_record(rule), "sources": dict(sorted(sources.items()))}
+    manifest = {"mask_rule": rule_record(*rules), "sources": dict(sorted(sources.items()))}
     write_text(data_root / PNG_FOLDER / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
 
@@ -314,6 +362,28 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
         help="the values of a label mask that are foreground, e.g. 1 2 (default: none; without it a mask "
         "with several values other than 0 is rejected, naming them)",
     )
+    parser.add_argument(
+        "--classes",
+        type=positive_int,
+        metavar="K",
+        help="classes including the background: 1, binary masks (0 and 255); K of 2 or more, label masks whose "
+        "values are the class indices 0 to K-1 (with 2, masks are read as binary ones: background and one class) "
+        "(default: 1, or the rows of --class_colors)",
+    )
+    parser.add_argument(
+        "--class_colors",
+        type=Path,
+        metavar="CSV",
+        help="colour masks: a CSV of name,red,green,blue a class, the background first (0 to 255); a row named "
+        "ignore gives the colour of pixels no loss or metric counts (default: none)",
+    )
+    parser.add_argument(
+        "--ignore_value",
+        type=int,
+        metavar="V",
+        help=f"with --classes: the mask value of pixels no loss or metric counts, e.g. 255; stored as {IGNORED} "
+        "(default: none)",
+    )
     add_bool(parser, "--drop_empty", False, "leave out pairs whose mask has no foreground")
     parser.add_argument(
         "--synthetic",
@@ -337,14 +407,36 @@ def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Name
         parser.error("--mask_threshold must be from 0 to 65534")
     if args.synthetic < 0:
         parser.error("--synthetic must be 0 or more")
+    if (args.classes or 1) > IGNORED:
+        parser.error(f"--classes must be at most {IGNORED}")
+    if args.ignore_value is not None and not (args.classes or args.class_colors):
+        parser.error("--ignore_value needs --classes K (or --class_colors)")
+    if (args.classes or 0) > 2 and (args.foreground_values or args.mask_threshold is not None):
+        parser.error(
+            "--foreground_values and --mask_threshold binarise masks: with --classes above 2 the values are the classes"
+        )
     return args
+
+
+def class_rule(args: argparse.Namespace) -> Optional[ClassRule]:
+    """The classes asked for, or None for one class (binary masks)."""
+    if args.class_colors:
+        names, colors, ignore_color = read_class_colors(args.class_colors)
+        if args.classes and args.classes != len(names):
+            raise UserError(f"--classes {args.classes}, but --class_colors {args.class_colors} lists {len(names)}")
+        return ClassRule(names, colors, args.ignore_value, ignore_color)
+    if (args.classes or 1) == 1:
+        return None
+    if args.ignore_value is not None and args.ignore_value < args.classes:
+        raise UserError(f"--ignore_value {args.ignore_value} is one of the classes 0 to {args.classes - 1}")
+    return ClassRule(default_names(args.classes), ignore_value=args.ignore_value)
 
 
 def prepare(args: argparse.Namespace) -> None:
     """Pair, convert and split the dataset of args.data_root, write its CSVs and print a summary."""
     data_root = Path(args.data_root)
     if args.synthetic:
-        write_synthetic(data_root, args.synthetic, args.seed)
+        write_synthetic(data_root, args.synthetic, args.seed, args.classes or 1)
     if not data_root.is_dir():
         raise UserError(f"data root {data_root} does not exist")
     pairs, rejected = find_pairs(data_root, args.valid_fraction, args.seed)
@@ -353,23 +445,24 @@ def prepare(args: argparse.Namespace) -> None:
             (data_root / folder).mkdir(exist_ok=True)
     except OSError as error:
         raise UserError(f"cannot write into {data_root}: {error.strerror}") from error
-    rule = MaskRule(args.mask_threshold, tuple(args.foreground_values or ()))
+    rules = MaskRule(args.mask_threshold, tuple(args.foreground_values or ())), class_rule(args)
     manifest = read_manifest(data_root)
-    force = manifest["mask_rule"] not in (None, rule_record(rule))  # masks made by another rule
-    results = prepare_all(pairs, data_root, rule, manifest["sources"], force, args.workers)
+    force = manifest["mask_rule"] not in (None, rule_record(*rules))  # masks made by another rule
+    results = prepare_all(pairs, data_root, rules, manifest["sources"], force, args.workers)
     if args.drop_empty:
         results = [{**r, "reason": "empty mask (--drop_empty)"} if r.get("foreground") == 0 else r for r in results]
     rows = [r for r in results if "reason" not in r]
     rejected += [r for r in results if "reason" in r]
     try:
-        write_manifest(data_root, rule, results)
-        write_csvs(data_root, rows, rejected)
+        write_manifest(data_root, rules, results)
+        write_csvs(data_root, rows, rejected, rules[1])
+        write_classes(data_root, rules[1])
     except OSError as error:  # a full disk
         raise UserError(f"cannot write into {data_root}: {error.strerror or error}") from error
     if not rows:
         see = f"; {len(rejected)} rejected, see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
         raise UserError(f"no usable image/mask pair in {data_root}{see}")
-    print_summary(data_root, rows, rejected, sum(r["converted"] for r in results))
+    print_summary(data_root, rows, rejected, sum(r["converted"] for r in results), rules[1])
 
 
 def main(argv: Optional[list[str]] = None) -> None:
