@@ -29,20 +29,22 @@ from workdir import RunPaths
 
 
 def validation_pictures(
-    model: tf.keras.Model, valid: tf.data.Dataset, paths: RunPaths, tensorboard: bool, count: int = 4
+    model: tf.keras.Model, valid: tf.data.Dataset, paths: RunPaths, tensorboard: bool, classes: int, count: int = 4
 ) -> tf.keras.callbacks.Callback:
-    """Each epoch, draw `count` validation images with their true and predicted masks, side by side,
-    into WORK/tensorflow/logs/validation_pictures.png and, with tensorboard, into its logs."""
+    """Each epoch, draw `count` validation images with their true and predicted masks (several classes: labels, and
+    the most probable class), side by side, into WORK/tensorflow/logs/validation_pictures.png and, with
+    tensorboard, into its logs."""
     images, masks = next(iter(valid.unbatch().batch(count)))
     images = images.numpy().astype(np.float32)
     photos = to_pixels(images)
-    true = masks.numpy()[..., 0] > 0.5
+    true = masks.numpy()[..., 0] > 0.5 if classes == 1 else masks.numpy()[..., 0]
     writer = tf.summary.create_file_writer(str(paths.tensorboard / "validation_pictures")) if tensorboard else None
 
     def draw(epoch: int, logs: dict) -> None:
         with averaged_weights(model):
-            predicted = model.predict(images, verbose=0)[..., 0] > 0.5
-        rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1])
+            probabilities = model.predict(images, verbose=0)
+        predicted = probabilities[..., 0] > 0.5 if classes == 1 else probabilities.argmax(-1)
+        rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1], classes=classes)
         save_picture(paths.pictures, np.vstack(rows))
         if writer:
             with writer.as_default():
@@ -122,7 +124,7 @@ def make_callbacks(
     callbacks += [
         checkpoints.CommittedEpochs(paths, args.monitor, steps),
         epoch_timer(seconds),
-        validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard"),
+        validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard", classes=args.classes),
     ]
     if args.lr_schedule == "plateau":
         callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(args.monitor, factor=0.5, patience=5, mode=mode))

@@ -202,9 +202,11 @@ def build_dataset(
     patches: Optional[Patches] = None,
     dtype: tf.DType = tf.float32,
     augment: str = "photo",
+    classes: int = 1,
 ) -> tuple[tf.data.Dataset, int]:
-    """Batches of (image, mask) from prepared CSVs, images scaled by input_scaling and masks in {0, 1}, both in
-    dtype (float16 for a mixed-precision model), and the number of samples the CSVs list.
+    """Batches of (image, mask) from prepared CSVs, images scaled by input_scaling and masks in {0, 1} (with several
+    classes: class indices, and classes.IGNORED), both in dtype (float16 for a mixed-precision model), and the
+    number of samples the CSVs list.
 
     training: shuffled, augmented (augment: augmentation.AUGMENTATIONS),
     endless, fixed-size batches (so that MirroredStrategy splits them
@@ -242,7 +244,7 @@ def build_dataset(
         batches = batches.with_options(every_worker)
 
     def scaled(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return to_model_input(images, dtype), tf.cast(masks > 0, dtype)
+        return to_model_input(images, dtype), tf.cast(masks > 0 if classes == 1 else masks, dtype)
 
     return batches.map(scaled, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n_samples
 
@@ -277,6 +279,7 @@ def training_batches(
         patches=patches_of(args),
         dtype=batch_dtype(args.mixed_precision),
         augment=args.augment,
+        classes=args.classes,
     )
 
 

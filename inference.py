@@ -50,6 +50,8 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     if not backbone or not image_size:
         raise UserError(f"no run_config.json beside {weights}: give --backbone and --image_size")
     arch = saved.get("arch", "unet")  # runs from before --arch trained a Unet
+    if saved.get("classes", 1) > 1:
+        raise UserError(f"{weights} is of a run of {saved['classes']} classes: predict.py predicts one class for now")
     model = build_model(backbone, "none", arch=arch)
     try:
         model.load_weights(str(weights))

@@ -2,7 +2,9 @@
 float32 whatever the batches' dtype, so that mixed precision cannot overflow them.
 
 segmentation_models' Dice, focal and cross-entropy losses where it has them; the Lovász hinge (Berman et al., 2018)
-and the Tversky loss (Salehi et al., 2017), which it has not, here.
+and the Tversky loss (Salehi et al., 2017), which it has not, here. With several classes (softmax probabilities and
+label masks), Dice over the foreground classes and cross-entropy or focal over all, here too, since
+segmentation_models' would count the ignored pixels.
 """
 
 from typing import Callable
@@ -11,6 +13,8 @@ import keras2  # noqa: F401
 
 import segmentation_models as sm
 import tensorflow as tf
+
+from classes import IGNORED
 
 LOSSES = ("dice_focal", "dice_bce", "bce", "focal", "lovasz", "tversky")
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] where a logarithm or a logit is taken
@@ -50,6 +54,34 @@ def tversky(alpha: float, beta: float) -> Callable:
     return loss
 
 
+def class_loss(terms: tuple[str, ...], classes: int) -> Callable:
+    """The sum of terms ("dice", "ce", "focal") on softmax probabilities and label masks, over the pixels not
+    ignored: batch Dice averaged over the foreground classes; cross-entropy and focal (gamma 2, alpha 0.25, as
+    segmentation_models') averaged over the pixels."""
+
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        labels = tf.cast(y_true[..., 0], tf.int32)
+        counted = tf.cast(labels != IGNORED, tf.float32)[..., None]
+        truth = tf.one_hot(tf.where(labels == IGNORED, 0, labels), classes) * counted
+        pixels = tf.maximum(tf.reduce_sum(counted), 1.0)
+        total = 0.0
+        if "dice" in terms:
+            predicted = y_pred * counted
+            intersection = tf.reduce_sum(truth * predicted, [0, 1, 2])
+            sizes = tf.reduce_sum(truth, [0, 1, 2]) + tf.reduce_sum(predicted, [0, 1, 2])
+            total += 1.0 - tf.reduce_mean(((2.0 * intersection + EPSILON) / (sizes + EPSILON))[1:])
+        if "ce" in terms:
+            total += -tf.reduce_sum(truth * tf.math.log(y_pred)) / pixels
+        if "focal" in terms:
+            total += -0.25 * tf.reduce_sum(truth * (1.0 - y_pred) ** 2 * tf.math.log(y_pred)) / pixels
+        return total
+
+    return loss
+
+
+CLASS_LOSSES = {"dice_focal": ("dice", "focal"), "dice_bce": ("dice", "ce"), "bce": ("ce",), "focal": ("focal",)}
+
+
 def in_float32(loss: Callable, name: str) -> Callable:
     """loss on float32 masks and probabilities clipped to [EPSILON, 1 - EPSILON]."""
 
@@ -61,8 +93,12 @@ def in_float32(loss: Callable, name: str) -> Callable:
     return float32_loss
 
 
-def make_loss(name: str, tversky_alpha: float = 0.3, tversky_beta: float = 0.7) -> Callable:
-    """The loss called name (one of LOSSES)."""
+def make_loss(name: str, tversky_alpha: float = 0.3, tversky_beta: float = 0.7, classes: int = 1) -> Callable:
+    """The loss called name (one of LOSSES); with several classes, of CLASS_LOSSES (bce: the cross-entropy)."""
+    if classes > 1:
+        if name not in CLASS_LOSSES:
+            raise ValueError(f"loss {name!r} is for one class; with several: {', '.join(CLASS_LOSSES)}")
+        return in_float32(class_loss(CLASS_LOSSES[name], classes), name)
     losses = {
         "dice_focal": lambda: sm.losses.DiceLoss() + sm.losses.BinaryFocalLoss(),
         "dice_bce": lambda: sm.losses.DiceLoss() + sm.losses.BinaryCELoss(),

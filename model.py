@@ -1,5 +1,5 @@
-"""The model: a segmentation_models Unet, FPN or Linknet with one float32 sigmoid output, compiled with a loss and its
-metrics."""
+"""The model: a segmentation_models Unet, FPN or Linknet with one float32 sigmoid output (or a float32 softmax over
+several classes), compiled with a loss and its metrics."""
 
 import contextlib
 from pathlib import Path
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from losses import make_loss
 from optimizers import learning_rate_schedule, make_optimizer
-from scoring import dataset_metrics
+from scoring import class_metrics, dataset_metrics
 from utils import UserError
 
 
@@ -29,14 +29,16 @@ def check_encoder(backbone: str, encoder_weights: str) -> None:
 ARCHITECTURES = {"unet": sm.Unet, "fpn": sm.FPN, "linknet": sm.Linknet}
 
 
-def build_network(arch: str, backbone: str, encoder_weights: str) -> tf.keras.Model:
-    """segmentation_models' arch (ARCHITECTURES) with one class and linear output; 'imagenet' weights are
-    downloaded, or read from a local file."""
+def build_network(arch: str, backbone: str, encoder_weights: str, channels: int = 1) -> tf.keras.Model:
+    """segmentation_models' arch (ARCHITECTURES) with channels linear outputs; 'imagenet' weights are downloaded, or
+    read from a local file."""
     check_encoder(backbone, encoder_weights)
     weights = None if encoder_weights == "none" else encoder_weights
     network = ARCHITECTURES[arch]
     try:
-        return network(backbone, classes=1, activation="linear", encoder_weights=weights, input_shape=(None, None, 3))
+        return network(
+            backbone, classes=channels, activation="linear", encoder_weights=weights, input_shape=(None, None, 3)
+        )
     except Exception as error:  # a failed download raises a plain Exception, a wrong file ValueError or OSError
         if weights != "imagenet":
             raise UserError(f"--encoder_weights {weights} cannot be loaded into {backbone}: {error}") from error
@@ -54,13 +56,18 @@ def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
 
 
 def build_model(
-    backbone: str = "efficientnetb4", encoder_weights: str = "imagenet", bn_momentum: float = 0.9, arch: str = "unet"
+    backbone: str = "efficientnetb4",
+    encoder_weights: str = "imagenet",
+    bn_momentum: float = 0.9,
+    arch: str = "unet",
+    classes: int = 1,
 ) -> tf.keras.Model:
-    """The network with its sigmoid in float32 in any case: the focal loss clips at 1 - 1e-7, which is
-    1.0 in float16, and log(1 - 1.0) is infinite."""
-    network = build_network(arch, backbone, encoder_weights)
+    """The network with its sigmoid (one class) or softmax (several: a probability a class) in float32 in any case:
+    the focal loss clips at 1 - 1e-7, which is 1.0 in float16, and log(1 - 1.0) is infinite."""
+    network = build_network(arch, backbone, encoder_weights, classes)
     set_bn_momentum(network, bn_momentum)
-    outputs = tf.keras.layers.Activation("sigmoid", dtype="float32", name="mask")(network.output)
+    head = "sigmoid" if classes == 1 else "softmax"
+    outputs = tf.keras.layers.Activation(head, dtype="float32", name="mask")(network.output)
     return tf.keras.Model(network.input, outputs, name=f"{arch}_{backbone}")
 
 
@@ -91,19 +98,22 @@ def create_model(
     loss: Optional[Callable] = None,
     arch: str = "unet",
     ema: float = 0.0,
+    class_names: Optional[list[str]] = None,
 ) -> tf.keras.Model:
     """build_model, compiled: the loss (default: Dice + focal, losses.py), dataset-level IoU and F1, the optimizer
     over total_steps; with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays
-    float32); ema above 0, the optimizer keeps the moving average of the weights with that decay."""
+    float32); ema above 0, the optimizer keeps the moving average of the weights with that decay. class_names:
+    several classes, a softmax over them, scored by scoring.class_metrics (the loss must be one for them)."""
+    classes = len(class_names) if class_names else 1
     with precision_policy(mixed_precision):
-        model = build_model(backbone, encoder_weights, bn_momentum, arch)
+        model = build_model(backbone, encoder_weights, bn_momentum, arch, classes)
     step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay, ema)
     if mixed_precision:
         step = tf.keras.mixed_precision.LossScaleOptimizer(step)
     model.compile(
         optimizer=step,
-        loss=loss or make_loss("dice_focal"),
-        metrics=dataset_metrics(),
+        loss=loss or make_loss("dice_focal", classes=classes),
+        metrics=class_metrics(class_names) if class_names else dataset_metrics(),
         jit_compile=jit_compile,
     )
     return model

@@ -11,6 +11,7 @@ from utils import write_image
 
 COMPARISON_ROWS = 8  # images in predict.py's comparison.png
 COMPARISON_SIDE = 192  # pixels of each tile there
+PALETTE = [(0, 255, 0), (255, 64, 64), (64, 160, 255), (255, 220, 0), (255, 0, 255), (0, 255, 255)]  # class 1 first
 
 
 def save_picture(path: Path, rgb: np.ndarray) -> None:
@@ -18,13 +19,18 @@ def save_picture(path: Path, rgb: np.ndarray) -> None:
     write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The image with the mask tinted green and its edge drawn."""
-    mask = (mask > 0).astype(np.uint8)
+def overlay(image: np.ndarray, mask: np.ndarray, classes: int = 1) -> np.ndarray:
+    """The image with the mask tinted green and its edge drawn; with several classes, mask holds class indices and
+    each foreground class is tinted in its PALETTE colour (ignored pixels are not)."""
+    labels = (mask > 0).astype(np.uint8) if classes == 1 else mask.astype(np.uint8)
     tinted = image.copy()
-    tinted[mask > 0] = (0.55 * image[mask > 0] + 0.45 * np.array([0, 255, 0])).astype(np.uint8)
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return cv2.drawContours(tinted, contours, -1, (0, 255, 0), 1)
+    for k in range(1, max(classes, 2)):
+        inside = (labels == k).astype(np.uint8)
+        colour = PALETTE[(k - 1) % len(PALETTE)]
+        tinted[inside > 0] = (0.55 * image[inside > 0] + 0.45 * np.array(colour)).astype(np.uint8)
+        contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        tinted = cv2.drawContours(tinted, contours, -1, colour, 1)
+    return tinted
 
 
 def fit_into(image: np.ndarray, side: int) -> np.ndarray:
@@ -37,12 +43,16 @@ def fit_into(image: np.ndarray, side: int) -> np.ndarray:
     return canvas
 
 
-def comparison_rows(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], side: int) -> np.ndarray:
-    """One row per (photo, true mask, predicted mask): the photo, then each mask drawn over it,
+def comparison_rows(
+    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], side: int, classes: int = 1
+) -> np.ndarray:
+    """One row per (photo, true mask, predicted mask): the photo, then each mask drawn over it (overlay),
     each tile fitted into a side x side square. Shape (samples, side, 3 * side, 3)."""
     return np.stack(
         [
-            np.hstack([fit_into(tile, side) for tile in (photo, overlay(photo, true), overlay(photo, predicted))])
+            np.hstack(
+                [fit_into(tile, side) for tile in (photo, *(overlay(photo, m, classes) for m in (true, predicted)))]
+            )
             for photo, true, predicted in samples
         ]
     )

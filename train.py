@@ -33,6 +33,7 @@ import checkpoints
 import dataloader
 from callbacks import check_wandb_login, make_callbacks
 from checkpoints import best_epoch
+from classes import read_classes
 from cross_validation import write_out_of_fold
 from data_preparation import split_csv
 from distribute import cluster_line, cluster_resolver, is_chief, make_strategy, shared_seed, weights_checksum
@@ -53,7 +54,7 @@ from flags import (
 )
 from folds import run_splits, write_fold_csvs
 from input_scaling import batch_dtype
-from losses import LOSSES, make_loss
+from losses import CLASS_LOSSES, LOSSES, make_loss
 from model import ARCHITECTURES, check_encoder, create_model
 from optimizers import learning_rate_schedule
 from pictures import plot_history
@@ -103,6 +104,13 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
+    group.add_argument(
+        "--classes",
+        type=positive_int,
+        metavar="K",
+        help="classes including the background, as data_preparation.py --classes prepared DATA: 1, a sigmoid for "
+        "binary masks; 2 or more, a softmax over them (default: DATA's, from DATA/csv_file/classes.json)",
+    )
     group.add_argument(
         "--arch",
         default="unet",
@@ -333,6 +341,7 @@ def build_datasets(
         [split_csv(Path(args.data_root), valid_split)], args.image_size, args.batch_size, training=False,
         resize_first=args.resize_first, replicas=strategy.num_replicas_in_sync,
         cache_format=args.cache_format, patches=dataloader.patches_of(args), dtype=batch_dtype(args.mixed_precision),
+        classes=args.classes,
     )  # fmt: skip
     return train, n_train[0], valid, n_valid
 
@@ -359,9 +368,10 @@ def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, step
             bn_momentum=args.bn_momentum,
             jit_compile=args.jit_compile,
             mixed_precision=args.mixed_precision,
-            loss=make_loss(args.loss, args.tversky_alpha, args.tversky_beta),
+            loss=make_loss(args.loss, args.tversky_alpha, args.tversky_beta, args.classes),
             arch=args.arch,
             ema=args.ema,
+            class_names=args.class_names,
         )
         if args.init_weights:
             try:
@@ -551,10 +561,32 @@ def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPat
     return runs
 
 
+def set_classes(args: argparse.Namespace, in_cluster: bool) -> None:
+    """args.classes and args.class_names (None for one class) from the data's class list; UserError when --classes
+    disagrees with it, or with a flag that does not handle several classes yet."""
+    names = read_classes(Path(args.data_root))
+    count = len(names) if names else 1
+    if args.classes not in (None, count):
+        raise UserError(
+            f"--classes {args.classes}, but {args.data_root} was prepared for {count}: "
+            f"data_preparation.py --classes {args.classes} prepares it again"
+        )
+    args.classes, args.class_names = count, names
+    if count == 1:
+        return
+    if args.loss not in CLASS_LOSSES:
+        raise UserError(f"--loss {args.loss} is for one class; with several classes: {', '.join(CLASS_LOSSES)}")
+    for flag, given in (("--patch_size", args.patch_size), ("--folds", args.folds), ("a cluster", in_cluster)):
+        if given:
+            raise UserError(f"{flag} trains one class for now, not {count}")
+
+
 def train_runs(args: argparse.Namespace) -> None:
     """Each run of fold_runs in turn, its folder held by the chief alone (one run a folder). With --resume, a
     fold that is done is skipped, and one that finished training but not its out-of-fold predictions writes them."""
-    chief = is_chief(cluster_resolver(args.cluster))
+    resolver = cluster_resolver(args.cluster)
+    set_classes(args, in_cluster=resolver is not None)
+    chief = is_chief(resolver)
     for run_args, paths in fold_runs(args):
         with holding_work_dir(paths.root) if chief else contextlib.nullcontext():
             train_run(run_args, paths)

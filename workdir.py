@@ -134,7 +134,7 @@ def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
     # a run from before a setting existed took its default
     changed = [
         k
-        for k in ("arch", "backbone", "image_size", "mixed_precision", "patch_size", "scale", "folds", "ema")
+        for k in ("arch", "backbone", "image_size", "mixed_precision", "patch_size", "scale", "folds", "ema", "classes")
         if saved.get(k, getattr(args, k)) != getattr(args, k)
     ]
     if changed:

@@ -109,3 +109,93 @@ def test_the_generated_three_class_set_has_nails_and_lunulae(tmp_path):
         assert set(np.unique(cv2.imread(str(tmp_path / "data" / mask), cv2.IMREAD_UNCHANGED))) == {0, 1, 2}
     record = json.loads((tmp_path / "data" / "csv_file" / "classes.json").read_text())
     assert record == {"classes": ["background", "class_1", "class_2"], "ignored": IGNORED}
+
+
+def numpy_class_iou(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Each class's IoU from numpy's confusion matrix of the pixels not ignored (1 for a class never seen)."""
+    counted = labels != IGNORED
+    matrix = np.zeros((classes, classes))
+    np.add.at(matrix, (labels[counted], predicted[counted]), 1)
+    tp = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    return np.where(union > 0, tp / np.maximum(union, 1), 1.0)
+
+
+def random_labels_and_probabilities(classes: int, count: int = 12, side: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, (count, side, side, 1)).astype(np.float32)
+    labels[rng.random(labels.shape) < 0.1] = IGNORED
+    logits = rng.normal(size=(count, side, side, classes)) + 2 * np.eye(classes)[labels[..., 0].astype(int) % classes]
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    return labels, probabilities.astype(np.float32)
+
+
+@pytest.mark.parametrize("batch_size", [2, 6])
+def test_class_scores_are_the_epochs_confusion_matrix_iou(batch_size):
+    from scoring import class_metrics
+
+    names = ["background", "plate", "lunula"]
+    labels, probabilities = random_labels_and_probabilities(len(names))
+    metrics = class_metrics(names)
+    for start in range(0, len(labels), batch_size):
+        for metric in metrics:
+            metric.update_state(labels[start : start + batch_size], probabilities[start : start + batch_size])
+    found = {m.name: float(m.result()) for m in metrics}
+    expected = numpy_class_iou(labels[..., 0].astype(int), probabilities.argmax(-1), len(names))
+    assert [found[f"iou_{n}"] for n in names] == pytest.approx(list(expected), abs=1e-5)
+    assert found["iou"] == pytest.approx(expected[1:].mean(), abs=1e-5)
+
+
+@pytest.mark.parametrize("loss_name", ["dice_focal", "dice_bce", "bce", "focal"])
+def test_ignored_pixels_change_neither_loss_nor_metrics(loss_name):
+    import tensorflow as tf
+
+    from losses import make_loss
+    from scoring import class_metrics
+
+    labels, probabilities = random_labels_and_probabilities(3, count=2)
+    counted = labels[..., 0] != IGNORED
+    changed = probabilities.copy()
+    changed[~counted] = probabilities[~counted][:, ::-1]  # other probabilities where nothing counts
+    only_counted = (labels[counted][None, None], probabilities[counted][None, None])  # one row of the counted pixels
+    loss = make_loss(loss_name, classes=3)
+    value = float(loss(tf.constant(labels), tf.constant(probabilities)))
+    assert float(loss(tf.constant(labels), tf.constant(changed))) == pytest.approx(value, rel=1e-6)
+    assert float(loss(*map(tf.constant, only_counted))) == pytest.approx(value, rel=1e-6)
+    scores = []
+    for truth, predicted in ((labels, probabilities), (labels, changed), only_counted):
+        metric = class_metrics(["background", "a", "b"])[0]
+        metric.update_state(truth, predicted)
+        scores.append(float(metric.result()))
+    assert scores[1] == scores[0] and scores[2] == scores[0]
+    perfect = np.eye(3, dtype=np.float32)[np.where(counted, labels[..., 0], 0).astype(int)]
+    assert float(loss(tf.constant(labels), tf.constant(perfect))) == pytest.approx(0, abs=1e-5)
+
+
+def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_yet(tmp_path, capsys):
+    from conftest import run_training
+
+    import predict
+
+    data = tmp_path / "data"
+    prepare(data, "--synthetic", "24", "--classes", "3")
+    run_training(data, tmp_path / "work", "--epochs", "1")
+    history = pd.read_csv(tmp_path / "work" / "tensorflow" / "logs" / "history.csv")
+    assert {"val_iou", "val_f1", "val_iou_background", "val_iou_class_1", "val_iou_class_2"} <= set(history.columns)
+    config = json.loads((tmp_path / "work" / "tensorflow" / "run_config.json").read_text())["args"]
+    assert config["classes"] == 3 and config["class_names"] == ["background", "class_1", "class_2"]
+    weights = tmp_path / "work" / "tensorflow" / "weights" / "best-weight_resnet18.h5"
+    attempts = [
+        lambda: run_training(data, tmp_path / "w2", "--classes", "2"),
+        lambda: run_training(data, tmp_path / "w3", "--loss", "lovasz"),
+        lambda: run_training(data, tmp_path / "w4", "--folds", "2"),
+        lambda: predict.main(["--weights", str(weights), "--input", str(data / "png"), "--output", str(tmp_path)]),
+    ]
+    capsys.readouterr()
+    for attempt in attempts:
+        with pytest.raises(SystemExit) as exit_info:
+            attempt()
+        assert exit_info.value.code == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 4 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
+    assert "--folds trains one class for now" in errors[2] and "predict.py predicts one class for now" in errors[3]
