@@ -199,3 +199,25 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 4 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
     assert "--folds trains one class for now" in errors[2] and "predict.py predicts one class for now" in errors[3]
+
+
+@pytest.mark.parametrize("loader", [{}, {"cache_format": "tfrecord"}, {"resize_first": False}])
+def test_resized_and_augmented_label_masks_hold_only_class_values(loader, tmp_path):
+    """Class 2 and ignored pixels beside the background, never class 1: any interpolation but the nearest would
+    put a 1 (or values between 2 and 255) on their edges."""
+    import dataloader
+
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        mask = np.zeros((int(rng.integers(70, 130)), int(rng.integers(70, 130))), np.uint8)
+        for value in (2, 255):
+            top, left = rng.integers(0, 50, 2)
+            mask[top : top + 30, left : left + 25] = value
+        write_pair(tmp_path, f"image_{index}", mask)
+    prepare(tmp_path, "--classes", "3", "--ignore_value", "255", "--valid_fraction", "0")
+    csv = tmp_path / "csv_file" / "train.csv"
+    for training in (True, False):
+        batches, _ = dataloader.build_dataset([csv], 48, 4, training=training, augment="any_orientation", classes=3,
+                                              seed=1, **loader)  # fmt: skip
+        values = np.unique(np.concatenate([masks.numpy().ravel() for _, masks in batches.take(4)]))
+        assert set(values) == {0, 2, IGNORED}, (training, values)
