@@ -17,7 +17,7 @@ from sliding_window import predict_scaled_graph
 
 def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
     """A member's N x H x W x 1 probabilities of uint8 images, as inference.member_probabilities predicts them."""
-    model, size, windows = member
+    model, size, windows = member.model, member.size, member.windows
 
     def by_windows(image: tf.Tensor) -> tf.Tensor:
         predict = lambda batch: model(to_model_input(batch), training=False)  # noqa: E731

@@ -20,17 +20,19 @@ from model import build_model
 from sliding_window import predict_scaled, window_predictor, with_tta
 from utils import UserError
 
-# An image and its probability map at its size, with its index in the list of paths predicted
+# An image and its probability map at its size (H x W, or H x W x K for K classes), with its index in the paths
 Prediction = tuple[int, np.ndarray, np.ndarray]
 
 
 class Member(NamedTuple):
     """One model of an ensemble, and how it is served: each image resized to size x size, or by windows (a dict of
-    patch_size, scale, overlap and batch_size, as sliding_window.predict_scaled takes them)."""
+    patch_size, scale, overlap and batch_size, as sliding_window.predict_scaled takes them); class_names: those of a
+    run of several classes, else None."""
 
     model: tf.keras.Model
     size: int
     windows: Optional[dict]
+    class_names: Optional[list[str]] = None
 
 
 def run_config(weights: Path) -> dict:
@@ -50,9 +52,7 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     if not backbone or not image_size:
         raise UserError(f"no run_config.json beside {weights}: give --backbone and --image_size")
     arch = saved.get("arch", "unet")  # runs from before --arch trained a Unet
-    if saved.get("classes", 1) > 1:
-        raise UserError(f"{weights} is of a run of {saved['classes']} classes: predict.py predicts one class for now")
-    model = build_model(backbone, "none", arch=arch)
+    model = build_model(backbone, "none", arch=arch, classes=saved.get("classes") or 1)
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as error:
@@ -66,8 +66,11 @@ def load_member(weights: Path, settings: dict) -> Member:
     model, size = load_model(weights, settings.get("backbone"), settings.get("image_size"))
     trained = run_config(weights)
     patch_size = settings.get("patch_size") or trained.get("patch_size")
+    names = trained.get("class_names")
     if not patch_size:
-        return Member(model, size, None)
+        return Member(model, size, None, names)
+    if names:
+        raise UserError(f"{weights} is of a run of {len(names)} classes: --patch_size predicts one class for now")
     scale = settings.get("scale") or trained.get("scale") or 1.0
     windows = {"patch_size": patch_size, "scale": scale, **{k: settings[k] for k in ("overlap", "batch_size")}}
     return Member(model, size, windows)
@@ -135,7 +138,8 @@ def resized_probabilities(
         probabilities = predict_batch(images.numpy())
         for index, probability, height, width in zip(indices.numpy(), probabilities, heights, widths):
             photo = read_rgb(paths[index])  # again: tf.data batches the resized copies, not the photos
-            yield int(index), photo, to_size(probability, height, width).numpy()[..., 0]
+            resized = to_size(probability, height, width).numpy()
+            yield int(index), photo, resized[..., 0] if resized.shape[-1] == 1 else resized
 
 
 def windowed_probabilities(

@@ -33,6 +33,16 @@ def overlay(image: np.ndarray, mask: np.ndarray, classes: int = 1) -> np.ndarray
     return tinted
 
 
+def legend(image: np.ndarray, names: list[str]) -> np.ndarray:
+    """The image with each foreground class's name written in its overlay colour, top left."""
+    drawn = image.copy()
+    for k, name in enumerate(names[1:], 1):
+        colour = PALETTE[(k - 1) % len(PALETTE)]
+        cv2.putText(drawn, name, (4, 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(drawn, name, (4, 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+    return drawn
+
+
 def fit_into(image: np.ndarray, side: int) -> np.ndarray:
     """Scale to fit a side x side square, centred on black."""
     scale = side / max(image.shape[:2])
@@ -58,11 +68,9 @@ def comparison_rows(
     )
 
 
-def save_comparison(
-    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, side: int = COMPARISON_SIDE
-) -> None:
+def save_comparison(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, classes: int = 1) -> None:
     """comparison_rows stacked into one picture."""
-    save_picture(path, np.vstack(comparison_rows(samples, side)))
+    save_picture(path, np.vstack(comparison_rows(samples, COMPARISON_SIDE, classes)))
 
 
 def save_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns: int = 4, tile: int = 160) -> None:

@@ -10,8 +10,8 @@ pictures.
     python predict.py --weights WORK --data_root DATA --output OUT                # the ensemble of WORK's folds
     python predict.py --history WORK/tensorflow/logs/history.csv --output OUT      # training curves
 
-Masks go to OUT/masks/ (PNG, 0 and 255, at each image's size), overlays to OUT/overlays/, scores
-to OUT/metrics.csv. Nothing in OUT is deleted.
+Masks go to OUT/masks/ (PNG, 0 and 255, at each image's size; of a run of several classes, the class indices),
+overlays to OUT/overlays/, scores to OUT/metrics.csv. Nothing in OUT is deleted.
 """
 
 import argparse
@@ -25,15 +25,16 @@ import numpy as np
 import pandas as pd
 
 import dataloader
+from classes import IGNORED
 from cross_validation import POSTPROCESSING_FILE, cross_validation_report, read_fold_config
 from data_preparation import list_by_stem, split_csv
 from export import export_savedmodel, export_tflite
 from flags import add_tta, fraction_below_one, image_size, positive_int, scale_factor
 from images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from inference import Member, ensemble_probabilities, load_member, weights_files
-from pictures import COMPARISON_ROWS, overlay, plot_history, save_comparison, save_picture
+from pictures import COMPARISON_ROWS, legend, overlay, plot_history, save_comparison, save_picture
 from postprocessing import NO_POSTPROCESSING, postprocess
-from scoring import image_row, print_scores
+from scoring import class_rows, image_row, print_class_scores, print_scores
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, exit_on_user_error, write_image
 
@@ -70,53 +71,78 @@ def input_images(input_path: Path, left_out: list) -> tuple[list[Path], list[Pat
     return images, [p.relative_to(input_path) for p in images]
 
 
+def mask_of(
+    photo: np.ndarray, probability: np.ndarray, settings: dict, names: Optional[list[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, its PNG pixels, the overlay): one class, the probabilities post-processed by settings (0 and 255);
+    several, the most probable class of each pixel (its index), the overlay with a legend."""
+    if names:
+        labels = probability.argmax(-1).astype(np.uint8)
+        return labels, labels, legend(overlay(photo, labels, len(names)), names)
+    mask = postprocess(probability, settings).numpy()
+    return mask, mask.astype(np.uint8) * 255, overlay(photo, mask)
+
+
 def predict_and_write(
     members: Sequence[Member], settings: dict, images: list, rels: list, out: Path, args: argparse.Namespace,
     errors: dict,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # fmt: skip
-    """Write each image's mask, post-processed by settings, and overlay into out; yield (index, photo, mask)
-    for scoring."""
+    """Write each image's mask (mask_of) and overlay into out; yield (index, photo, mask) for scoring."""
     for index, photo, probability in ensemble_probabilities(members, images, args.batch_size, args.tta, errors):
-        mask = postprocess(probability, settings).numpy()
-        write_image(out / "masks" / rels[index].with_suffix(".png"), mask.astype(np.uint8) * 255)
-        save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), overlay(photo, mask))
+        mask, pixels, drawn = mask_of(photo, probability, settings, members[0].class_names)
+        write_image(out / "masks" / rels[index].with_suffix(".png"), pixels)
+        save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), drawn)
         yield index, photo, mask
 
 
-def read_true_mask(path: Path, shape: tuple) -> np.ndarray:
-    """A true mask as booleans of the given shape; ValueError saying why it cannot be used."""
-    true = to_binary_mask(read_image(path), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
+def read_true_mask(path: Path, shape: tuple, names: Optional[list[str]]) -> np.ndarray:
+    """A true mask of the given shape: booleans, or with several classes a label mask as data_preparation.py writes
+    them (class indices, and IGNORED); ValueError saying why it cannot be used."""
+    if names:
+        true = read_image(path)
+        if true.ndim != 2 or not np.isin(true, [*range(len(names)), IGNORED]).all():
+            raise ValueError(f"is not a label mask of {len(names)} classes (data_preparation.py --classes writes them)")
+    else:
+        true = to_binary_mask(read_image(path), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
     if true.shape != shape:
         raise ValueError(f"true mask {true.shape[::-1]} is not the image's size {shape[::-1]}")
     return true
 
 
-def score_predictions(predictions: Iterator, rels: list, truths: list, left_out: list) -> tuple[list, list]:
-    """One row of scores per prediction whose true mask is known, and the first COMPARISON_ROWS
-    (photo, true, predicted) samples to draw. True masks that cannot be used go to left_out."""
+def score_predictions(
+    predictions: Iterator, rels: list, truths: list, left_out: list, names: Optional[list[str]]
+) -> tuple[list, list]:
+    """Rows of scores for each prediction whose true mask is known (one, or one a class), and the first
+    COMPARISON_ROWS (photo, true, predicted) samples to draw. True masks that cannot be used go to left_out."""
     rows, samples = [], []
     for index, photo, mask in predictions:
         if truths[index] is None:
             continue
         try:
-            true = read_true_mask(truths[index], mask.shape)
+            true = read_true_mask(truths[index], mask.shape, names)
         except (ValueError, OSError) as error:
             left_out.append(f"{truths[index]}: {error}")
             continue
-        rows.append(image_row(rels[index].as_posix(), mask, true))
+        name = rels[index].as_posix()
+        rows += class_rows(name, mask, true, names) if names else [image_row(name, mask, true)]
         if len(samples) < COMPARISON_ROWS:
             samples.append((photo, true, mask))
     return rows, samples
 
 
-def report(out: Path, written: int, rows: list, samples: list, left_out: list, comparison: Path) -> None:
+def report(
+    out: Path, written: int, rows: list, samples: list, left_out: list, comparison: Path, names: Optional[list[str]]
+) -> None:
     """Say where the masks are; write, print and draw the scores; name the files left out."""
     print(f"{written} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
     if rows:
         table = pd.DataFrame(rows)
         table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
-        print_scores(table)
-        save_comparison(samples, comparison)
+        if names:
+            print_class_scores(table, names)
+        else:
+            print_scores(table)
+        save_comparison(samples, comparison, len(names) if names else 1)
         print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
     if left_out:
         print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
@@ -130,11 +156,12 @@ def predict_and_score(members: Sequence[Member], settings: dict, args: argparse.
     else:
         images, rels = input_images(Path(args.input), left_out)
         truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
-    errors = {}
+    errors, names = {}, members[0].class_names
     predictions = predict_and_write(members, settings, images, rels, out, args, errors)
-    rows, samples = score_predictions(predictions, rels, truths, left_out)
+    rows, samples = score_predictions(predictions, rels, truths, left_out, names)
     left_out += [f"{images[index]}: {error}" for index, error in sorted(errors.items())]
-    report(out, len(images) - len(errors), rows, samples, left_out, Path(args.comparison or out / "comparison.png"))
+    comparison = Path(args.comparison or out / "comparison.png")
+    report(out, len(images) - len(errors), rows, samples, left_out, comparison, names)
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -278,11 +305,22 @@ def postprocessing_settings(args: argparse.Namespace) -> dict:
 
 
 def load_members(args: argparse.Namespace) -> list[Member]:
+    """The models of --weights, which must all have the same classes. Several classes have no post-processing,
+    --threshold or export yet: UserError."""
     keys = ("backbone", "image_size", "patch_size", "scale", "overlap", "batch_size")
     files = weights_files(args.weights)
     if len(files) > 1:
         print(f"ensemble of {len(files)} models: " + ", ".join(str(f) for f in files))
-    return [load_member(f, {k: getattr(args, k) for k in keys}) for f in files]
+    members = [load_member(f, {k: getattr(args, k) for k in keys}) for f in files]
+    names = members[0].class_names
+    if any(m.class_names != names for m in members):
+        raise UserError("--weights: the models have different classes, so they cannot make one ensemble")
+    asked = {"--export": args.export, "--threshold": args.threshold is not None,
+             "--postprocessing": args.postprocessing not in ("auto", "none")}  # fmt: skip
+    given = [flag for flag, on in asked.items() if on]
+    if names and given:
+        raise UserError(f"{' and '.join(given)}: of one class for now, and these models have {len(names)}")
+    return members
 
 
 def use_model(args: argparse.Namespace) -> None:
@@ -298,7 +336,8 @@ def use_model(args: argparse.Namespace) -> None:
         cross_validation_report(args.cv, Path(args.data_root or read_fold_config(args.cv)["data_root"]), out)
     if not args.weights:
         return
-    members, settings = load_members(args), postprocessing_settings(args)
+    members = load_members(args)
+    settings = NO_POSTPROCESSING if members[0].class_names else postprocessing_settings(args)
     if "savedmodel" in args.export:
         export_savedmodel(members, out / "savedmodel", settings)
     if "tflite" in args.export:  # of a patch run: its window; the app slides it

@@ -82,6 +82,29 @@ def image_row(name: str, predicted: np.ndarray, true: np.ndarray) -> dict:
     }
 
 
+def class_rows(name: str, predicted: np.ndarray, true: np.ndarray, names: list[str]) -> list[dict]:
+    """One image's rows of metrics.csv with several classes: a row a class, the scores of its pixels in two label
+    masks, ignored pixels of the true one left out."""
+    counted = true != IGNORED
+    return [
+        {"image": name, "class": class_name, **scores((predicted == k) & counted, true == k)}
+        for k, class_name in enumerate(names)
+    ]
+
+
+def print_class_scores(table: pd.DataFrame, names: list[str]) -> None:
+    """Each class's micro IoU (from all its pixels) and mean IoU over images, and their means over the foreground
+    classes (every class but the first, the background)."""
+    print(f"{table.image.nunique()} images scored, {len(names)} classes")
+    micro, mean = [], []
+    for class_name in names:
+        rows = table[table["class"] == class_name]
+        micro.append(ratios(rows.tp.sum(), rows.fp.sum(), rows.fn.sum())["iou"])
+        mean.append(rows.iou.mean())
+        print(f"  {class_name}: micro IoU {micro[-1]:.4f}, mean IoU over images {mean[-1]:.4f}")
+    print(f"  foreground classes: micro IoU {np.mean(micro[1:]):.4f}, mean IoU over images {np.mean(mean[1:]):.4f}")
+
+
 class ForegroundScore(tf.keras.metrics.BinaryIoU):
     """IoU or F1 of the foreground at a threshold, from the pixel counts of every batch of an epoch on every device
     (not a mean over batches), by the module's rule: 1 when nothing was true or predicted (BinaryIoU gives 0)."""

@@ -189,7 +189,7 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
         lambda: run_training(data, tmp_path / "w2", "--classes", "2"),
         lambda: run_training(data, tmp_path / "w3", "--loss", "lovasz"),
         lambda: run_training(data, tmp_path / "w4", "--folds", "2"),
-        lambda: predict.main(["--weights", str(weights), "--input", str(data / "png"), "--output", str(tmp_path)]),
+        lambda: predict.main(["--weights", str(weights), "--export", "savedmodel", "--output", str(tmp_path)]),
     ]
     capsys.readouterr()
     for attempt in attempts:
@@ -198,7 +198,20 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
         assert exit_info.value.code == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 4 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
-    assert "--folds trains one class for now" in errors[2] and "predict.py predicts one class for now" in errors[3]
+    assert "--folds trains one class for now" in errors[2] and "--export: of one class for now" in errors[3]
+
+    out = tmp_path / "out"
+    predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--output", str(out)])
+    table = pd.read_csv(out / "metrics.csv")
+    valid = pd.read_csv(data / "csv_file" / "valid.csv")
+    assert len(table) == 3 * len(valid) and list(table["class"][:3]) == ["background", "class_1", "class_2"]
+    for row in valid.itertuples():
+        predicted = cv2.imread(str(out / "masks" / Path(row.image).relative_to("png")), cv2.IMREAD_UNCHANGED)
+        true = cv2.imread(str(data / row.mask), cv2.IMREAD_UNCHANGED)
+        assert predicted.shape == (row.height, row.width) and set(np.unique(predicted)) <= {0, 1, 2}
+        expected = numpy_class_iou(true, predicted, 3)
+        found = table[table.image == Path(row.image).relative_to("png").as_posix()].iou
+        assert list(found) == pytest.approx(list(expected), abs=1e-6)
 
 
 @pytest.mark.parametrize("loader", [{}, {"cache_format": "tfrecord"}, {"resize_first": False}])
