@@ -1,6 +1,6 @@
 """Exports that need only TensorFlow: a SavedModel of one model or an ensemble (uint8 images of any size in;
-probabilities at that size and the post-processed mask out; by sliding windows for a patch run) and a float16 TFLite
-model of one."""
+probabilities at that size and the post-processed mask out, or with several classes each class's probability and the
+most probable class; by sliding windows for a patch run) and a float16 TFLite model of one."""
 
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +16,7 @@ from sliding_window import predict_scaled_graph
 
 
 def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
-    """A member's N x H x W x 1 probabilities of uint8 images, as inference.member_probabilities predicts them."""
+    """A member's N x H x W x 1 (or K) probabilities of uint8 images, as inference.member_probabilities predicts."""
     model, size, windows = member.model, member.size, member.windows
 
     def by_windows(image: tf.Tensor) -> tf.Tensor:
@@ -31,9 +31,13 @@ def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
 
 def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -> None:
     """A SavedModel that needs only TensorFlow: uint8 images of any size in; the mean of the members'
-    probabilities at that size, and the mask post-processed by settings (uint8, 1 on the mask), out."""
+    probabilities at that size, and the mask post-processed by settings (uint8, 1 on the mask), out; with several
+    classes, the mask holds the most probable class of each pixel."""
+    several = members[0].class_names is not None
 
     def mask_of(probabilities: tf.Tensor) -> tf.Tensor:
+        if several:
+            return tf.cast(tf.argmax(probabilities, -1), tf.uint8)[..., None]
         return tf.cast(postprocess_graph(probabilities[..., 0], *graph_arguments(settings)), tf.uint8)[..., None]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])

@@ -305,8 +305,8 @@ def postprocessing_settings(args: argparse.Namespace) -> dict:
 
 
 def load_members(args: argparse.Namespace) -> list[Member]:
-    """The models of --weights, which must all have the same classes. Several classes have no post-processing,
-    --threshold or export yet: UserError."""
+    """The models of --weights, which must all have the same classes. Several classes have no post-processing or
+    --threshold yet: UserError."""
     keys = ("backbone", "image_size", "patch_size", "scale", "overlap", "batch_size")
     files = weights_files(args.weights)
     if len(files) > 1:
@@ -315,8 +315,7 @@ def load_members(args: argparse.Namespace) -> list[Member]:
     names = members[0].class_names
     if any(m.class_names != names for m in members):
         raise UserError("--weights: the models have different classes, so they cannot make one ensemble")
-    asked = {"--export": args.export, "--threshold": args.threshold is not None,
-             "--postprocessing": args.postprocessing not in ("auto", "none")}  # fmt: skip
+    asked = {"--threshold": args.threshold is not None, "--postprocessing": args.postprocessing not in ("auto", "none")}
     given = [flag for flag, on in asked.items() if on]
     if names and given:
         raise UserError(f"{' and '.join(given)}: of one class for now, and these models have {len(names)}")

@@ -173,9 +173,12 @@ def test_ignored_pixels_change_neither_loss_nor_metrics(loss_name):
 
 
 def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_yet(tmp_path, capsys):
+    import tensorflow as tf
     from conftest import run_training
 
     import predict
+    from inference import ensemble_probabilities, load_member
+    from input_scaling import resize_for_model, to_model_input
 
     data = tmp_path / "data"
     prepare(data, "--synthetic", "24", "--classes", "3")
@@ -189,7 +192,9 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
         lambda: run_training(data, tmp_path / "w2", "--classes", "2"),
         lambda: run_training(data, tmp_path / "w3", "--loss", "lovasz"),
         lambda: run_training(data, tmp_path / "w4", "--folds", "2"),
-        lambda: predict.main(["--weights", str(weights), "--export", "savedmodel", "--output", str(tmp_path)]),
+        lambda: predict.main(
+            ["--weights", str(weights), "--threshold", "0.3", "--input", str(data / "png"), "--output", str(tmp_path)]
+        ),  # fmt: skip
     ]
     capsys.readouterr()
     for attempt in attempts:
@@ -198,10 +203,11 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
         assert exit_info.value.code == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 4 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
-    assert "--folds trains one class for now" in errors[2] and "--export: of one class for now" in errors[3]
+    assert "--folds trains one class for now" in errors[2] and "--threshold: of one class for now" in errors[3]
 
     out = tmp_path / "out"
-    predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--output", str(out)])
+    predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--export", "savedmodel",
+                  "tflite", "--output", str(out)])  # fmt: skip
     table = pd.read_csv(out / "metrics.csv")
     valid = pd.read_csv(data / "csv_file" / "valid.csv")
     assert len(table) == 3 * len(valid) and list(table["class"][:3]) == ["background", "class_1", "class_2"]
@@ -212,6 +218,22 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
         expected = numpy_class_iou(true, predicted, 3)
         found = table[table.image == Path(row.image).relative_to("png").as_posix()].iou
         assert list(found) == pytest.approx(list(expected), abs=1e-6)
+    image = data / valid.image[0]
+    member = load_member(weights, {})
+    _, photo, expected = next(ensemble_probabilities([member], [image], 8, None, {}))
+    serve = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
+    served = serve(images=tf.constant(photo[None]))
+    assert np.abs(served["probabilities"].numpy()[0] - expected).max() < 1e-4
+    written = cv2.imread(str(out / "masks" / Path(valid.image[0]).relative_to("png")), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(served["mask"].numpy()[0, ..., 0], written)
+    interpreter = tf.lite.Interpreter(str(out / "model_float16.tflite"))
+    interpreter.allocate_tensors()
+    resized = to_model_input(resize_for_model(photo[None], member.size)).numpy()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], resized)
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert lite.shape == (1, member.size, member.size, 3)
+    assert np.abs(lite - member.model.predict(resized, verbose=0)).max() < 2e-2
 
 
 @pytest.mark.parametrize("loader", [{}, {"cache_format": "tfrecord"}, {"resize_first": False}])
