@@ -22,7 +22,7 @@ from folds import run_splits
 from input_scaling import to_pixels
 from patches import Patches
 from pictures import comparison_rows, save_picture
-from scoring import pixel_counts, ratios
+from scoring import class_pixel_counts, metric_name, pixel_counts, ratios
 from sliding_window import DEFAULT_OVERLAP, predict_scaled, window_predictor
 from utils import UserError
 from workdir import RunPaths
@@ -54,25 +54,39 @@ def validation_pictures(
 
 
 def sliding_window_validation(
-    model: tf.keras.Model, table: pd.DataFrame, patches: Patches, batch_size: int, tta: Optional[str]
+    model: tf.keras.Model,
+    table: pd.DataFrame,
+    patches: Patches,
+    batch_size: int,
+    tta: Optional[str],
+    names: Optional[list[str]],
 ) -> tf.keras.callbacks.Callback:
     """Each epoch, val_iou and val_f1 of the whole validation images, predicted as predict.py does with a patch
     size (sliding windows on the image rescaled by patches.scale) and scored at each image's own resolution,
-    from the pixels of the whole set."""
+    from the pixels of the whole set. With several classes (names), the means over the foreground classes, and
+    each class's val_iou_<name>, as the Keras metrics log them."""
     predict_batch = window_predictor(model)
+    windows = {"scale": patches.scale, "patch_size": patches.size, "overlap": DEFAULT_OVERLAP}
 
     def validate(epoch: int, logs: dict) -> None:
-        counts = {"tp": 0, "fp": 0, "fn": 0}
+        counts = [{"tp": 0, "fp": 0, "fn": 0} for _ in names or [None]]
         with averaged_weights(model):
             for image_path, mask_path in zip(table.image, table["mask"]):
                 photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
-                truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
-                windows = {"scale": patches.scale, "patch_size": patches.size, "overlap": DEFAULT_OVERLAP}
+                truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE)
                 probabilities = predict_scaled(predict_batch, photo, **windows, batch_size=batch_size, tta=tta)
-                for name, count in pixel_counts(probabilities > 0.5, truth).items():
-                    counts[name] += count
-        scores = ratios(**counts)
-        logs["val_iou"], logs["val_f1"] = scores["iou"], scores["f1"]
+                if names:
+                    found = class_pixel_counts(probabilities.argmax(-1), truth, len(names))
+                else:
+                    found = [pixel_counts(probabilities > 0.5, truth > 127)]
+                for total, image_counts in zip(counts, found):
+                    for name, count in image_counts.items():
+                        total[name] += count
+        scores = [ratios(**c) for c in counts]
+        foreground = scores[1:] if names else scores
+        logs["val_iou"], logs["val_f1"] = (float(np.mean([s[k] for s in foreground])) for k in ("iou", "f1"))
+        for class_name, score in zip(names or [], scores):
+            logs[f"val_iou_{metric_name(class_name)}"] = score["iou"]
 
     return tf.keras.callbacks.LambdaCallback(on_epoch_end=validate)
 
@@ -119,7 +133,9 @@ def make_callbacks(
     if args.patch_size:  # first: the callbacks after it read the val_iou it adds
         table = dataloader.read_samples(split_csv(Path(args.data_root), run_splits(args.folds, args.fold)[1]))
         callbacks.append(
-            sliding_window_validation(model, table, dataloader.patches_of(args), args.batch_size, args.tta)
+            sliding_window_validation(
+                model, table, dataloader.patches_of(args), args.batch_size, args.tta, args.class_names
+            )
         )
     callbacks += [
         checkpoints.CommittedEpochs(paths, args.monitor, steps),

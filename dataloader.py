@@ -25,6 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from augmentation import augment_function, train_transform, valid_transform
+from classes import read_classes
 from data_preparation import split_csv
 from disk_cache import resized_copies
 from flags import add_data_root, add_loader_args, check_loader_args, loader_conflict
@@ -279,7 +280,7 @@ def training_batches(
         patches=patches_of(args),
         dtype=batch_dtype(args.mixed_precision),
         augment=args.augment,
-        classes=args.classes,
+        classes=len(read_classes(Path(args.data_root)) or [None]),  # the data's, which train.py checks --classes by
     )
 
 

@@ -19,9 +19,12 @@ def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
     """A member's N x H x W x 1 (or K) probabilities of uint8 images, as inference.member_probabilities predicts."""
     model, size, windows = member.model, member.size, member.windows
 
+    channels = model.output_shape[-1]
+
     def by_windows(image: tf.Tensor) -> tf.Tensor:
         predict = lambda batch: model(to_model_input(batch), training=False)  # noqa: E731
-        return predict_scaled_graph(predict, image, **windows)[..., None]
+        probabilities = predict_scaled_graph(predict, image, **windows, channels=channels)
+        return probabilities[..., None] if channels == 1 else probabilities
 
     if windows:
         return tf.map_fn(by_windows, images, fn_output_signature=tf.float32)

@@ -69,11 +69,9 @@ def load_member(weights: Path, settings: dict) -> Member:
     names = trained.get("class_names")
     if not patch_size:
         return Member(model, size, None, names)
-    if names:
-        raise UserError(f"{weights} is of a run of {len(names)} classes: --patch_size predicts one class for now")
     scale = settings.get("scale") or trained.get("scale") or 1.0
     windows = {"patch_size": patch_size, "scale": scale, **{k: settings[k] for k in ("overlap", "batch_size")}}
-    return Member(model, size, windows)
+    return Member(model, size, windows, names)
 
 
 def weights_files(paths: Sequence[Path]) -> list[Path]:

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from classes import IGNORED, read_classes
 from disk_cache import CACHE_FOLDER, CopyTask, resized, write_copies
 from utils import write_array
 
@@ -33,30 +34,31 @@ def foreground_file(mask_copy: str) -> Path:
     return Path(mask_copy).with_suffix(".foreground")
 
 
-def foreground_locations(mask: np.ndarray) -> np.ndarray:
-    """(row, column) of the foreground pixels of a 2-D mask, int32: all of them up to FOREGROUND_LOCATIONS,
-    else a uniform sample of that many or of 1% of them, the more (nnU-Net's rule), the same for the same mask."""
-    flat = np.flatnonzero(mask)
+def foreground_locations(mask: np.ndarray, labels: bool = False) -> np.ndarray:
+    """(row, column) of the foreground pixels of a 2-D mask (labels: of any class but the background, ignored pixels
+    not), int32: all of them up to FOREGROUND_LOCATIONS, else a uniform sample of that many or of 1% of them, the
+    more (nnU-Net's rule), the same for the same mask."""
+    flat = np.flatnonzero((mask > 0) & (mask != IGNORED) if labels else mask)
     keep = max(FOREGROUND_LOCATIONS, math.ceil(len(flat) / 100))
     if len(flat) > keep:
         flat = np.random.default_rng(0).choice(flat, keep, replace=False)
     return np.stack(np.unravel_index(flat, mask.shape), axis=1).astype(np.int32)
 
 
-def write_patch_source(path: Path, pixels: np.ndarray, is_mask: bool, made_from: Path) -> None:
+def write_patch_source(path: Path, pixels: np.ndarray, is_mask: bool, made_from: Path, labels: bool = False) -> None:
     """A copy that crops are read from (read_crop): a .npy array, RGB or one channel. A mask's
     foreground locations are written before it, so that a mask found up to date has them."""
     if is_mask:
-        write_array(foreground_file(str(path)), foreground_locations(pixels), made_from)
+        write_array(foreground_file(str(path)), foreground_locations(pixels, labels), made_from)
         pixels = pixels[..., None]
     else:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
     write_array(path, pixels, made_from)
 
 
-def write_patch_copy(task: CopyTask, scale: float) -> None:
+def write_patch_copy(task: CopyTask, scale: float, labels: bool = False) -> None:
     source, target, is_mask = task
-    write_patch_source(Path(target), resized(source, is_mask, scale=scale), is_mask, made_from=Path(source))
+    write_patch_source(Path(target), resized(source, is_mask, scale=scale), is_mask, Path(source), labels)
 
 
 def patch_folder(data_root: Path, scale: float) -> Path:
@@ -71,7 +73,7 @@ def patch_sources(table: pd.DataFrame, csv_path: Path, scale: float) -> pd.DataF
     def outputs(target: str, is_mask: bool) -> list[Path]:
         return [Path(target), foreground_file(target)] if is_mask else [Path(target)]
 
-    write = functools.partial(write_patch_copy, scale=scale)
+    write = functools.partial(write_patch_copy, scale=scale, labels=read_classes(data_root) is not None)
     return write_copies(table, data_root, patch_folder(data_root, scale), ".npy", write, outputs)
 
 

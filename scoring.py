@@ -82,13 +82,17 @@ def image_row(name: str, predicted: np.ndarray, true: np.ndarray) -> dict:
     }
 
 
-def class_rows(name: str, predicted: np.ndarray, true: np.ndarray, names: list[str]) -> list[dict]:
-    """One image's rows of metrics.csv with several classes: a row a class, the scores of its pixels in two label
-    masks, ignored pixels of the true one left out."""
+def class_pixel_counts(predicted: np.ndarray, true: np.ndarray, classes: int) -> list[dict[str, int]]:
+    """pixel_counts of each class in two label masks, the ignored pixels of the true one left out."""
     counted = true != IGNORED
+    return [pixel_counts((predicted == k) & counted, true == k) for k in range(classes)]
+
+
+def class_rows(name: str, predicted: np.ndarray, true: np.ndarray, names: list[str]) -> list[dict]:
+    """One image's rows of metrics.csv with several classes: a row a class, with its scores and pixel counts."""
     return [
-        {"image": name, "class": class_name, **scores((predicted == k) & counted, true == k)}
-        for k, class_name in enumerate(names)
+        {"image": name, "class": class_name, **ratios(**counts), **counts}
+        for class_name, counts in zip(names, class_pixel_counts(predicted, true, len(names)))
     ]
 
 

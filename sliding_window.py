@@ -3,7 +3,8 @@ Gaussian weights (nnU-Net's sliding-window inference), one band of window rows a
 is image-sized; and flip test-time augmentation, which composes with it.
 
 predict_batch is any function from a batch of windows (N, P, P, 3), uint8 or float, to probabilities
-(N, P, P, 1): a Keras model behind its input scaling in predict.py, a plain function of the pixels in tests.
+(N, P, P, C): a Keras model behind its input scaling in predict.py, a plain function of the pixels in tests. The
+probabilities come back H x W for one channel, H x W x C for several (a model of several classes).
 """
 
 from typing import Callable, Optional
@@ -84,19 +85,23 @@ def add_band(
     band: np.ndarray,
     columns: list[int],
     weights: np.ndarray,
-    sums: np.ndarray,
+    sums: Optional[np.ndarray],
     weight_sums: np.ndarray,
     batch_size: int,
-) -> None:
-    """Predict the windows of one band (P rows of the image, padded), batch_size at a time, and add each
-    weighted prediction and its weights to the band's sums."""
+) -> np.ndarray:
+    """Predict the windows of one band (P rows of the image, padded), batch_size at a time, and add each weighted
+    prediction and its weights to the band's sums (P x W x C, made at the first prediction when None, which tells
+    C, and returned) and weight sums (P x W x 1)."""
     patch_size = weights.shape[0]
     for first in range(0, len(columns), batch_size):
         batch = columns[first : first + batch_size]
         predictions = predict_batch(np.stack([band[:, x : x + patch_size] for x in batch]))
+        if sums is None:
+            sums = np.zeros((*weight_sums.shape[:2], predictions.shape[-1]), np.float32)
         for x, prediction in zip(batch, predictions):
-            sums[:, x : x + patch_size] += weights * prediction[..., 0]
-            weight_sums[:, x : x + patch_size] += weights
+            sums[:, x : x + patch_size] += weights[..., None] * prediction
+            weight_sums[:, x : x + patch_size] += weights[..., None]
+    return sums
 
 
 def predict_sliding(
@@ -107,26 +112,27 @@ def predict_sliding(
     batch_size: int = 8,
     tta: Optional[str] = None,
 ) -> np.ndarray:
-    """H x W float32 probabilities of an H x W x C image by P x P windows, blended with gaussian_weights.
+    """H x W (x C) float32 probabilities of an H x W x 3 image by P x P windows, blended with gaussian_weights.
     Band by band: the sums of a band's P rows are all that is kept besides the output; the rows above the next
     band's first are final, so they are divided into the output and the sums move up to the next band."""
     check_window_args(image, patch_size, batch_size)
     predict_batch = with_tta(predict_batch, tta)
     height, width = image.shape[:2]
     weights, columns = gaussian_weights(patch_size), window_starts(width, patch_size, overlap)
-    sums = np.zeros((patch_size, max(width, patch_size)), np.float32)
-    weight_sums = np.zeros_like(sums)
-    output = np.empty((height, width), np.float32)
+    sums, weight_sums = None, np.zeros((patch_size, max(width, patch_size), 1), np.float32)
+    output = None
     rows = window_starts(height, patch_size, overlap)
     # after the last band comes none: all of its rows are final
     for top, next_top in zip(rows, rows[1:] + [rows[-1] + patch_size]):
         band = pad_to(image[top : top + patch_size], patch_size, max(width, patch_size))
-        add_band(predict_batch, band, columns, weights, sums, weight_sums, batch_size)
+        sums = add_band(predict_batch, band, columns, weights, sums, weight_sums, batch_size)
+        if output is None:
+            output = np.empty((height, width, sums.shape[-1]), np.float32)
         final = min(next_top, height) - top  # rows no later band touches; below height: padding, dropped
         output[top : top + final] = sums[:final, :width] / weight_sums[:final, :width]
         shift_up(sums, next_top - top)
         shift_up(weight_sums, next_top - top)
-    return output
+    return output[..., 0] if output.shape[-1] == 1 else output
 
 
 def shift_up(sums: np.ndarray, rows: int) -> None:
@@ -153,13 +159,15 @@ def predict_scaled(
     batch_size: int = 8,
     tta: Optional[str] = None,
 ) -> np.ndarray:
-    """H x W probabilities of an H x W image predicted by sliding windows on the image rescaled by scale (as
+    """H x W (x C) probabilities of an H x W image predicted by sliding windows on the image rescaled by scale (as
     patch training saw it), then brought back to H x W. TensorFlow's resizing, so that the SavedModel's graph
     (predict_scaled_graph) gives the same."""
     if scale == 1:
         return predict_sliding(predict_batch, image, patch_size, overlap, batch_size, tta)
     probabilities = predict_sliding(predict_batch, rescale(image, scale).numpy(), patch_size, overlap, batch_size, tta)
-    return tf.image.resize(probabilities[..., None], image.shape[:2]).numpy()[..., 0]
+    one = probabilities.ndim == 2
+    resized = tf.image.resize(probabilities[..., None] if one else probabilities, image.shape[:2]).numpy()
+    return resized[..., 0] if one else resized
 
 
 def rescale(image, scale: float) -> tf.Tensor:
@@ -196,23 +204,24 @@ def band_sums(predict: Callable, band: tf.Tensor, columns: tf.Tensor, weights: t
         starts,
         fn_output_signature=tf.float32,
     )
-    predictions = tf.reshape(predictions, [-1, patch_size, patch_size])[: tf.size(columns)]
+    predictions = tf.reshape(predictions, [-1, patch_size, patch_size, predictions.shape[-1]])[: tf.size(columns)]
 
     def place(pair: tuple) -> tuple:
         x, prediction = pair
-        padding = [[0, 0], [x, width - x - patch_size]]
-        return tf.pad(weights * prediction, padding), tf.pad(weights, padding)
+        padding = [[0, 0], [x, width - x - patch_size], [0, 0]]
+        return tf.pad(weights[..., None] * prediction, padding), tf.pad(weights[..., None], padding)
 
     placed, placed_weights = tf.map_fn(place, (columns, predictions), fn_output_signature=(tf.float32, tf.float32))
     return tf.reduce_sum(placed, 0), tf.reduce_sum(placed_weights, 0)
 
 
 def predict_sliding_graph(
-    predict: Callable, image: tf.Tensor, patch_size: int, overlap: float = 0.5, batch_size: int = 8
+    predict: Callable, image: tf.Tensor, patch_size: int, overlap: float = 0.5, batch_size: int = 8, channels: int = 1
 ) -> tf.Tensor:
-    """predict_sliding in TensorFlow, for a SavedModel: H x W probabilities of one H x W x 3 image, where
-    predict maps windows (N, P, P, 3) of the image's dtype to probabilities (N, P, P, 1). The same windows,
-    weights and padding, band by band: a band's sums are all that is held besides the output."""
+    """predict_sliding in TensorFlow, for a SavedModel: H x W (x channels, when more than 1) probabilities of one
+    H x W x 3 image, where predict maps windows (N, P, P, 3) of the image's dtype to probabilities (N, P, P,
+    channels). The same windows, weights and padding, band by band: a band's sums are all that is held besides the
+    output."""
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     padded_width = tf.maximum(width, patch_size)
     image = tf.gather(image, reflect_indices(width, padded_width), axis=1)
@@ -220,8 +229,8 @@ def predict_sliding_graph(
     rows, columns = graph_window_starts(height, patch_size, overlap), graph_window_starts(width, patch_size, overlap)
     next_rows = tf.concat([rows[1:], [rows[-1] + patch_size]], 0)
     finished = tf.TensorArray(tf.float32, size=tf.size(rows), infer_shape=False)
-    sums = tf.zeros([patch_size, padded_width])
-    weight_sums = tf.zeros([patch_size, padded_width])
+    sums = tf.zeros([patch_size, padded_width, channels])
+    weight_sums = tf.zeros([patch_size, padded_width, 1])
     for i in tf.range(tf.size(rows)):
         top, next_top = rows[i], next_rows[i]
         band = tf.gather(image, reflect_indices(height, top + patch_size)[top:], axis=0)
@@ -230,17 +239,28 @@ def predict_sliding_graph(
         final = tf.minimum(next_top, height) - top
         finished = finished.write(i, sums[:final, :width] / weight_sums[:final, :width])
         shift, shape = next_top - top, sums.shape  # the loop needs the shape that concat loses
-        sums = tf.ensure_shape(tf.concat([sums[shift:], tf.zeros([shift, padded_width])], 0), shape)
-        weight_sums = tf.ensure_shape(tf.concat([weight_sums[shift:], tf.zeros([shift, padded_width])], 0), shape)
-    return tf.reshape(finished.concat(), [height, width])
+        sums = tf.ensure_shape(tf.concat([sums[shift:], tf.zeros([shift, padded_width, channels])], 0), shape)
+        weight_shape = weight_sums.shape
+        weight_sums = tf.concat([weight_sums[shift:], tf.zeros([shift, padded_width, 1])], 0)
+        weight_sums = tf.ensure_shape(weight_sums, weight_shape)
+    output = tf.reshape(finished.concat(), [height, width, channels])
+    return output[..., 0] if channels == 1 else output
 
 
 def predict_scaled_graph(
-    predict: Callable, image: tf.Tensor, scale: float, patch_size: int, overlap: float = 0.5, batch_size: int = 8
+    predict: Callable,
+    image: tf.Tensor,
+    scale: float,
+    patch_size: int,
+    overlap: float = 0.5,
+    batch_size: int = 8,
+    channels: int = 1,
 ) -> tf.Tensor:
-    """predict_scaled in TensorFlow: H x W probabilities of one uint8 H x W x 3 image, where predict maps uint8
-    windows to probabilities."""
+    """predict_scaled in TensorFlow: H x W (x channels) probabilities of one uint8 H x W x 3 image, where predict
+    maps uint8 windows to probabilities."""
+    windows = {"patch_size": patch_size, "overlap": overlap, "batch_size": batch_size, "channels": channels}
     if scale == 1:
-        return predict_sliding_graph(predict, image, patch_size, overlap, batch_size)
-    probabilities = predict_sliding_graph(predict, rescale(image, scale), patch_size, overlap, batch_size)
-    return tf.image.resize(probabilities[..., None], tf.shape(image)[:2])[..., 0]
+        return predict_sliding_graph(predict, image, **windows)
+    probabilities = predict_sliding_graph(predict, rescale(image, scale), **windows)
+    resized = tf.image.resize(probabilities[..., None] if channels == 1 else probabilities, tf.shape(image)[:2])
+    return resized[..., 0] if channels == 1 else resized

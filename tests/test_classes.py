@@ -256,3 +256,31 @@ def test_resized_and_augmented_label_masks_hold_only_class_values(loader, tmp_pa
                                               seed=1, **loader)  # fmt: skip
         values = np.unique(np.concatenate([masks.numpy().ravel() for _, masks in batches.take(4)]))
         assert set(values) == {0, 2, IGNORED}, (training, values)
+
+
+def test_patch_training_of_several_classes_validates_as_predict_py_scores(tmp_path):
+    import tensorflow as tf
+    from conftest import run_training
+
+    import predict
+    from inference import ensemble_probabilities, load_member
+
+    data = tmp_path / "data"
+    prepare(data, "--synthetic", "16", "--classes", "3")
+    run_training(data, tmp_path / "work", "--patch_size", "64", "--scale", "0.5", "--epochs", "1")
+    history = pd.read_csv(tmp_path / "work" / "tensorflow" / "logs" / "history.csv")
+    weights = tmp_path / "work" / "tensorflow" / "weights" / "last-weight_resnet18.h5"
+    out = tmp_path / "out"
+    predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--export", "savedmodel",
+                  "--output", str(out)])  # fmt: skip
+    table = pd.read_csv(out / "metrics.csv")  # by windows at scale 0.5, from run_config.json
+    sums = table.groupby("class", sort=False)[["tp", "fp", "fn"]].sum()
+    micro = sums.tp / (sums.tp + sums.fp + sums.fn)
+    assert history.val_iou_class_2.iloc[-1] == pytest.approx(micro["class_2"], abs=1e-6)
+    assert history.val_iou.iloc[-1] == pytest.approx(micro[["class_1", "class_2"]].mean(), abs=1e-6)
+    image = data / pd.read_csv(data / "csv_file" / "valid.csv").image[0]
+    _, photo, expected = next(
+        ensemble_probabilities([load_member(weights, {"batch_size": 8, "overlap": 0.5})], [image], 8, None, {})
+    )
+    serve = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
+    assert np.abs(serve(images=tf.constant(photo[None]))["probabilities"].numpy()[0] - expected).max() < 1e-4

@@ -30,7 +30,8 @@ def by_position(windows: np.ndarray) -> np.ndarray:
     """A function of each pixel and its place in the window: neither translation- nor flip-equivariant."""
     side = windows.shape[1]
     ramp = np.linspace(-1, 1, side, dtype=np.float32)
-    return per_pixel(windows) * (0.6 + 0.3 * ramp[None, :, None, None] * ramp[None, None, :, None] + 0.1 * ramp)
+    weights = 0.6 + 0.3 * ramp[None, :, None, None] * ramp[None, None, :, None] - 0.1  # (1, P, P, 1)
+    return per_pixel(windows) * weights
 
 
 @pytest.fixture(scope="module")
