@@ -250,7 +250,11 @@ def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict], classes:
     for group, members in table[table.split == "train"].groupby("group"):
         written.append(split_csv(data_root, f"train_{group}"))
         members[columns].to_csv(written[-1], index=False, float_format="%.6f")
-    for stale in set(csv_dir.glob("train_*.csv")) - set(written):
+    train = table[table.split == "train"]
+    for k in range(1, len(classes.names)) if classes else []:
+        written.append(csv_dir / f"classes_train_{k}.csv")
+        train[train[f"class_{k}"] > 0][columns].to_csv(written[-1], index=False, float_format="%.6f")
+    for stale in (set(csv_dir.glob("train_*.csv")) | set(csv_dir.glob("classes_train_*.csv"))) - set(written):
         stale.unlink()
     rejected_table = pd.DataFrame(
         [

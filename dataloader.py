@@ -250,11 +250,17 @@ def build_dataset(
     return batches.map(scaled, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE), n_samples
 
 
-def train_csvs(data_root: Path, balance: bool, split: str = "train") -> list[Path]:
-    """The CSV of the training split (train, or a fold's: folds.py), or with balance its group CSVs, in
-    alphabetical order of the group names."""
-    if not balance:
+def train_csvs(data_root: Path, balance: str, split: str = "train") -> list[Path]:
+    """The CSV of the training split (train, or a fold's: folds.py); with balance groups, its group CSVs in
+    alphabetical order of the group names; with balance classes, the split's and its class CSVs, class by class."""
+    if balance == "none":
         return [split_csv(data_root, split)]
+    if balance == "classes":
+        found = (data_root / CSV_FOLDER).glob(f"classes_{split}_*.csv")
+        classes = sorted(found, key=lambda p: int(p.stem.split("_")[-1]))
+        if not classes:
+            raise UserError("--balance classes needs a dataset of several classes: data_preparation.py --classes K")
+        return [split_csv(data_root, split), *classes]
     groups = sorted((data_root / CSV_FOLDER).glob(f"{split}_*.csv"))
     if not groups:
         raise UserError(f"--balance needs {data_root / CSV_FOLDER}/train_<group>.csv: run data_preparation.py first")
@@ -271,7 +277,7 @@ def training_batches(
         args.image_size,
         batch_size or args.batch_size,
         training=True,
-        balance=args.balance,
+        balance=args.balance != "none",
         group_weights=args.group_weights,
         resize_first=args.resize_first,
         seed=args.seed,

@@ -81,6 +81,16 @@ def device_list(value: str):
     return int(value)
 
 
+def balance_choice(value: str) -> str:
+    """--balance: groups, classes or none; true and false (as before classes existed) mean groups and none."""
+    if value.lower() in ("groups", "classes", "none"):
+        return value.lower()
+    try:
+        return "groups" if str2bool(value) else "none"
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"expected groups, classes or none, got {value}") from error
+
+
 def add_bool(parser: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
     """A boolean flag: `--name`, `--name True` and `--name false` all work."""
     parser.add_argument(
@@ -121,12 +131,16 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         default=32,
         help="global batch size: the samples of one step over all devices together (default: %(default)s)",
     )
-    add_bool(
-        parser,
+    parser.add_argument(
         "--balance",
-        False,
-        "draw training samples from every group (train_<group>.csv) equally often, instead of in proportion "
-        "to the groups' sizes",
+        type=balance_choice,
+        nargs="?",
+        const="groups",
+        default="none",
+        metavar="groups|classes",
+        help="draw training samples from every group (train_<group>.csv) equally often, instead of in proportion to "
+        "the groups' sizes; classes (several classes): from all images and from those holding each foreground class "
+        "(classes_train_<k>.csv), so that a rare class is seen often (--balance alone: groups; default: none)",
     )
     parser.add_argument(
         "--group_weights",
@@ -207,7 +221,7 @@ def loader_conflict(cache_format: str, resize_first: bool, patch_size: Optional[
 
 
 def check_loader_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.group_weights and (not args.balance or min(args.group_weights) < 0 or sum(args.group_weights) <= 0):
+    if args.group_weights and (args.balance == "none" or min(args.group_weights) < 0 or sum(args.group_weights) <= 0):
         parser.error("--group_weights needs --balance, and non-negative weights that are not all 0")
     conflict = loader_conflict(args.cache_format, args.resize_first, args.patch_size)
     if conflict:

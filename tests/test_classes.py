@@ -284,3 +284,20 @@ def test_patch_training_of_several_classes_validates_as_predict_py_scores(tmp_pa
     )
     serve = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
     assert np.abs(serve(images=tf.constant(photo[None]))["probabilities"].numpy()[0] - expected).max() < 1e-4
+
+
+def test_balance_classes_draws_a_rare_class_often(tmp_path):
+    import dataloader
+
+    for index in range(10):  # class 2 in one image of ten
+        write_pair(tmp_path, f"image_{index}", stripes([0, 1, 2 if index == 0 else 1, 0], side=32))
+    prepare(tmp_path, "--classes", "3", "--valid_fraction", "0")
+    csvs = dataloader.train_csvs(tmp_path, "classes")
+    assert [p.name for p in csvs] == ["train.csv", "classes_train_1.csv", "classes_train_2.csv"]
+    shares = {}
+    for balance in (False, True):
+        batches, _ = dataloader.build_dataset(csvs if balance else csvs[:1], 32, 10, training=True, balance=balance,
+                                              classes=3, seed=0, augment="none")  # fmt: skip
+        masks = np.concatenate([masks.numpy() for _, masks in batches.take(30)])
+        shares[balance] = np.mean([(mask == 2).any() for mask in masks])
+    assert shares[False] == pytest.approx(0.1, abs=0.05) and shares[True] == pytest.approx(0.4, abs=0.08)

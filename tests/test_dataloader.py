@@ -131,7 +131,7 @@ def test_balanced_groups_are_drawn_equally_often():
 
 
 def test_balance_reads_one_csv_per_group(synthetic_data):
-    csvs = dataloader.train_csvs(synthetic_data, balance=True)
+    csvs = dataloader.train_csvs(synthetic_data, balance="groups")
     assert [p.name for p in csvs] == [f"train_group_{g}.csv" for g in "abcd"]
     dataset, n = dataloader.build_dataset(csvs, SIZE, 4, training=True, balance=True)
     assert n == len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))
@@ -140,7 +140,7 @@ def test_balance_reads_one_csv_per_group(synthetic_data):
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_workers_take_disjoint_shards_of_every_group_that_cover_it(synthetic_data, workers):
-    csvs = dataloader.train_csvs(synthetic_data, balance=True)
+    csvs = dataloader.train_csvs(synthetic_data, balance="groups")
     shards = [dataloader.load_samples(csvs, shard=(workers, i)) for i in range(workers)]
     assert {n for _, n in shards} == {len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))}  # for the steps
     for group, csv in enumerate(csvs):
@@ -310,7 +310,7 @@ def test_tfrecord_batches_are_like_the_bmp_ones(synthetic_data, training):
 
 
 def test_balance_with_tfrecords_keeps_one_shard_folder_per_group(synthetic_data):
-    csvs = dataloader.train_csvs(synthetic_data, balance=True)
+    csvs = dataloader.train_csvs(synthetic_data, balance="groups")
     dataset, n = dataloader.build_dataset(csvs, SIZE, 4, training=True, balance=True, cache_format="tfrecord")
     assert n == len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))
     assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
