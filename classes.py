@@ -145,3 +145,9 @@ def read_classes(data_root: Path) -> Optional[list[str]]:
     """The class names of a dataset prepared with several classes, else None (one class, binary masks)."""
     path = data_root / CSV_FOLDER / CLASSES_FILE
     return json.loads(path.read_text())["classes"] if path.exists() else None
+
+
+def class_count(data_root: Path) -> int:
+    """How many classes the dataset was prepared with: 1 for binary masks."""
+    names = read_classes(data_root)
+    return len(names) if names else 1

@@ -25,7 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from augmentation import augment_function, train_transform, valid_transform
-from classes import read_classes
+from classes import class_count
 from data_preparation import split_csv
 from disk_cache import resized_copies
 from flags import add_data_root, add_loader_args, check_loader_args, loader_conflict
@@ -286,7 +286,7 @@ def training_batches(
         patches=patches_of(args),
         dtype=batch_dtype(args.mixed_precision),
         augment=args.augment,
-        classes=len(read_classes(Path(args.data_root)) or [None]),  # the data's, which train.py checks --classes by
+        classes=class_count(Path(args.data_root)),  # the data's, which train.py checks --classes against
     )
 
 
@@ -303,7 +303,7 @@ def show_batch(args: argparse.Namespace) -> None:
     for name, batch in (("images", images), ("masks", masks)):
         values = batch.numpy().astype(np.float32)
         print(f"{name}: shape {tuple(batch.shape)}, {batch.dtype.name}, min {values.min():g}, max {values.max():g}")
-    save_grid(to_pixels(images[:12]), masks[:12].numpy(), Path(args.output))
+    save_grid(to_pixels(images[:12]), masks[:12].numpy(), Path(args.output), class_count(Path(args.data_root)))
     print(f"saved {args.output}")
 
 

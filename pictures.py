@@ -73,13 +73,15 @@ def save_comparison(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]
     save_picture(path, np.vstack(comparison_rows(samples, COMPARISON_SIDE, classes)))
 
 
-def save_grid(images: np.ndarray, masks: np.ndarray, path: Path, columns: int = 4, tile: int = 160) -> None:
-    """Samples beside their overlays, `columns` pairs a row, each at most `tile` pixels wide: the
-    augmentation grid of dataloader.py."""
+def save_grid(
+    images: np.ndarray, masks: np.ndarray, path: Path, classes: int = 1, columns: int = 4, tile: int = 160
+) -> None:
+    """Samples beside their overlays (of binary or label masks, see overlay), `columns` pairs a row, each at most
+    `tile` pixels wide: the augmentation grid of dataloader.py."""
     side = min(tile, images.shape[1])
     images = [cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA) for image in images]
     masks = [cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST) for mask in masks]
-    tiles = [np.hstack([image, overlay(image, mask)]) for image, mask in zip(images, masks)]
+    tiles = [np.hstack([image, overlay(image, mask, classes)]) for image, mask in zip(images, masks)]
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
     rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
     save_picture(path, np.vstack(rows))

@@ -33,7 +33,7 @@ import checkpoints
 import dataloader
 from callbacks import check_wandb_login, make_callbacks
 from checkpoints import best_epoch
-from classes import read_classes
+from classes import class_count, read_classes
 from cross_validation import write_out_of_fold
 from data_preparation import split_csv
 from distribute import cluster_line, cluster_resolver, is_chief, make_strategy, shared_seed, weights_checksum
@@ -564,8 +564,7 @@ def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPat
 def set_classes(args: argparse.Namespace, in_cluster: bool) -> None:
     """args.classes and args.class_names (None for one class) from the data's class list; UserError when --classes
     disagrees with it, or with a flag that does not handle several classes yet."""
-    names = read_classes(Path(args.data_root))
-    count = len(names) if names else 1
+    names, count = read_classes(Path(args.data_root)), class_count(Path(args.data_root))
     if args.classes not in (None, count):
         raise UserError(
             f"--classes {args.classes}, but {args.data_root} was prepared for {count}: "
