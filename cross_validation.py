@@ -2,7 +2,9 @@
 the report over all folds that predict.py --cv writes, with the post-processing chosen on them.
 
 A fold's probabilities are those of its best weights for its validation images, at each image's own size, as uint8
-PNGs (probability x 255, rounded) in WORK/fold_<K>/tensorflow/out_of_fold/, under the image's path in DATA/png/.
+PNGs (probability x 255, rounded) in WORK/fold_<K>/tensorflow/out_of_fold/, under the image's path in DATA/png/. With
+several classes, the PNGs hold the most probable class (label masks), scored a class at a time; post-processing is
+chosen for one class only, for now.
 """
 
 import argparse
@@ -11,6 +13,7 @@ import os
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -18,10 +21,11 @@ import pandas as pd
 import dataloader
 from data_preparation import split_csv
 from folds import run_splits
+from images import read_image
 from inference import ensemble_probabilities, load_member, read_rgb
 from pictures import COMPARISON_ROWS, save_comparison
 from postprocessing import NO_POSTPROCESSING, choose_postprocessing, postprocess
-from scoring import image_row, print_scores, ratios
+from scoring import class_rows, image_row, print_class_scores, print_scores, ratios
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, write_image, write_text
 from workdir import RunPaths, work_paths
@@ -46,7 +50,8 @@ def write_out_of_fold(paths: RunPaths, args: argparse.Namespace) -> None:
     errors = {}
     for index, _, probabilities in ensemble_probabilities([member], images, args.batch_size, args.tta, errors):
         rel = images[index].relative_to(data_root / PNG_FOLDER)
-        write_image(partial / rel.with_suffix(".png"), probability_png(probabilities))
+        pixels = probabilities.argmax(-1).astype(np.uint8) if member.class_names else probability_png(probabilities)
+        write_image(partial / rel.with_suffix(".png"), pixels)
     if errors:
         raise UserError(f"{images[min(errors)]}: {errors[min(errors)]}: run data_preparation.py again")
     os.replace(partial, paths.out_of_fold)
@@ -93,36 +98,48 @@ def out_of_fold_table(work: Path, data_root: Path) -> pd.DataFrame:
     return table
 
 
-def read_items(table: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(probabilities in [0, 1], true mask) of each row of out_of_fold_table."""
+def read_items(table: pd.DataFrame, names: Optional[list[str]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(probabilities in [0, 1], true mask) of each row of out_of_fold_table; with several classes (names), the
+    (predicted, true) label masks."""
     items = []
-    for probabilities, mask in zip(table.probabilities, table["mask"]):
-        items.append((read_rgb(probabilities)[..., 0] / np.float32(255), read_rgb(mask)[..., 0] > 0))
+    for predicted, mask in zip(table.probabilities, table["mask"]):
+        predicted, true = read_image(Path(predicted)), read_image(Path(mask))
+        items.append((predicted, true) if names else (predicted / np.float32(255), true > 0))
     return items
 
 
-def score_rows(table: pd.DataFrame, items: list, settings: dict) -> pd.DataFrame:
-    """One row of scores a pair, post-processed by settings, with its fold."""
+def score_rows(table: pd.DataFrame, items: list, settings: dict, names: Optional[list[str]]) -> pd.DataFrame:
+    """The scores of each pair (one row, post-processed by settings; or a row a class), with its fold."""
     rows = []
-    for name, fold, (probabilities, true) in zip(table.name, table.fold, items):
-        mask = postprocess(probabilities, settings).numpy()
-        rows.append({**image_row(name, mask, true), "fold": fold})
+    for name, fold, (predicted, true) in zip(table.name, table.fold, items):
+        if names:
+            rows += [{**row, "fold": fold} for row in class_rows(name, predicted, true, names)]
+        else:
+            rows.append({**image_row(name, postprocess(predicted, settings).numpy(), true), "fold": fold})
     return pd.DataFrame(rows)
 
 
-def print_folds(scored: pd.DataFrame) -> None:
+def print_folds(scored: pd.DataFrame, names: Optional[list[str]]) -> None:
+    """Each fold's micro IoU and mean IoU over images (with several classes, their means over the foreground)."""
     for fold, members in scored.groupby("fold"):
-        micro = ratios(members.tp.sum(), members.fp.sum(), members.fn.sum())["iou"]
-        print(f"  fold {fold}: {len(members)} images, micro IoU {micro:.4f}, mean IoU {members.iou.mean():.4f}")
+        by_class = members.groupby("class", sort=False) if names else [(None, members)]
+        scores = [(ratios(m.tp.sum(), m.fp.sum(), m.fn.sum())["iou"], m.iou.mean()) for _, m in by_class]
+        micro, mean = np.mean(scores[1:] if names else scores, axis=0)
+        print(f"  fold {fold}: {members.image.nunique()} images, micro IoU {micro:.4f}, mean IoU {mean:.4f}")
 
 
-def save_worst(table: pd.DataFrame, scored: pd.DataFrame, items: list, path: Path) -> None:
-    """photo | true | predicted rows of the COMPARISON_ROWS images with the lowest IoU, masked as score_rows does."""
+def save_worst(table: pd.DataFrame, scored: pd.DataFrame, items: list, path: Path, names: Optional[list]) -> None:
+    """photo | true | predicted rows of the COMPARISON_ROWS images with the lowest IoU (of the foreground classes'
+    mean), masked as score_rows does."""
+    foreground = scored[scored["class"] != names[0]] if names else scored
+    image_iou = foreground.groupby("image", sort=False).iou.mean()
+    index_of = {name: index for index, name in enumerate(table.name)}
     samples = []
-    for index in scored.nsmallest(COMPARISON_ROWS, "iou").index:
-        probabilities, true = items[index]
-        samples.append((read_rgb(table.image[index]), true, postprocess(probabilities, NO_POSTPROCESSING).numpy()))
-    save_comparison(samples, path)
+    for name in image_iou.nsmallest(COMPARISON_ROWS).index:
+        predicted, true = items[index_of[name]]
+        mask = predicted if names else postprocess(predicted, NO_POSTPROCESSING).numpy()
+        samples.append((read_rgb(table.image[index_of[name]]), true, mask))
+    save_comparison(samples, path, len(names) if names else 1)
 
 
 def print_steps(steps: list[dict]) -> None:
@@ -138,13 +155,22 @@ def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
     """OUT/metrics.csv (a row a training pair), the scores over all folds and by fold, the worst images in
     OUT/comparison.png, and the post-processing chosen on them in WORK/postprocessing.json."""
     table = out_of_fold_table(work, data_root)
-    items = read_items(table)
-    scored = score_rows(table, items, NO_POSTPROCESSING)
+    names = read_fold_config(work).get("class_names")
+    items = read_items(table, names)
+    scored = score_rows(table, items, NO_POSTPROCESSING, names)
     scored.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
-    print(f"cross-validation of {work}: out-of-fold predictions of {len(table)} training pairs, threshold 0.5")
-    print_scores(scored)
-    print_folds(scored)
-    save_worst(table, scored, items, out / "comparison.png")
+    rule = "the most probable class" if names else "threshold 0.5"
+    print(f"cross-validation of {work}: out-of-fold predictions of {len(table)} training pairs, {rule}")
+    if names:
+        print_class_scores(scored, names)
+    else:
+        print_scores(scored)
+    print_folds(scored, names)
+    save_worst(table, scored, items, out / "comparison.png", names)
+    if names:
+        print(f"scores in {out / 'metrics.csv'}, worst images in {out / 'comparison.png'}")
+        print(f"no post-processing is chosen for {len(names)} classes yet")
+        return
     settings, steps = choose_postprocessing(items)
     print_steps(steps)
     when = datetime.now().isoformat("T", "seconds")

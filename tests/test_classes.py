@@ -191,7 +191,6 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
     attempts = [
         lambda: run_training(data, tmp_path / "w2", "--classes", "2"),
         lambda: run_training(data, tmp_path / "w3", "--loss", "lovasz"),
-        lambda: run_training(data, tmp_path / "w4", "--folds", "2"),
         lambda: predict.main(
             ["--weights", str(weights), "--threshold", "0.3", "--input", str(data / "png"), "--output", str(tmp_path)]
         ),  # fmt: skip
@@ -202,8 +201,8 @@ def test_train_py_trains_several_classes_and_refuses_what_does_not_handle_them_y
             attempt()
         assert exit_info.value.code == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
-    assert "--folds trains one class for now" in errors[2] and "--threshold: of one class for now" in errors[3]
+    assert len(errors) == 3 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
+    assert "--threshold: of one class for now" in errors[2]
 
     out = tmp_path / "out"
     predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--export", "savedmodel",
@@ -301,3 +300,22 @@ def test_balance_classes_draws_a_rare_class_often(tmp_path):
         masks = np.concatenate([masks.numpy() for _, masks in batches.take(30)])
         shares[balance] = np.mean([(mask == 2).any() for mask in masks])
     assert shares[False] == pytest.approx(0.1, abs=0.05) and shares[True] == pytest.approx(0.4, abs=0.08)
+
+
+def test_cross_validation_of_several_classes_scores_each_pair_and_class_once(tmp_path, capsys):
+    from conftest import run_training
+
+    import predict
+
+    data = tmp_path / "data"
+    prepare(data, "--synthetic", "16", "--classes", "3")
+    run_training(data, tmp_path / "work", "--folds", "2", "--epochs", "1", "--steps_per_epoch", "2")
+    predict.main(["--cv", str(tmp_path / "work"), "--output", str(tmp_path / "cv")])
+    table = pd.read_csv(tmp_path / "cv" / "metrics.csv")
+    train = pd.read_csv(data / "csv_file" / "train.csv")
+    assert len(table) == 3 * len(train) and sorted(table.fold.unique()) == [0, 1]
+    assert (table.groupby("image").size() == 3).all()
+    assert "no post-processing is chosen for 3 classes yet" in capsys.readouterr().out
+    assert not (tmp_path / "work" / "postprocessing.json").exists()
+    predict.main(["--weights", str(tmp_path / "work"), "--data_root", str(data), "--output", str(tmp_path / "out")])
+    assert "foreground classes: micro IoU" in capsys.readouterr().out  # the ensemble of the two folds
