@@ -59,7 +59,7 @@ def sliding_window_validation(
     patches: Patches,
     batch_size: int,
     tta: Optional[str],
-    names: Optional[list[str]],
+    names: Optional[list[str]] = None,
 ) -> tf.keras.callbacks.Callback:
     """Each epoch, val_iou and val_f1 of the whole validation images, predicted as predict.py does with a patch
     size (sliding windows on the image rescaled by patches.scale) and scored at each image's own resolution,

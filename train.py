@@ -298,6 +298,8 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.folds and args.fold != "all" and args.fold >= args.folds:
         parser.error(f"--fold must be from 0 to {args.folds - 1} with --folds {args.folds}, or all")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
+    args.class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
+    args.classes = args.classes or class_count(Path(args.data_root))
     return args
 
 
@@ -561,16 +563,15 @@ def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPat
     return runs
 
 
-def set_classes(args: argparse.Namespace, in_cluster: bool) -> None:
-    """args.classes and args.class_names (None for one class) from the data's class list; UserError when --classes
-    disagrees with it, or with a flag that does not handle several classes yet."""
-    names, count = read_classes(Path(args.data_root)), class_count(Path(args.data_root))
-    if args.classes not in (None, count):
+def check_classes(args: argparse.Namespace, in_cluster: bool) -> None:
+    """UserError when --classes disagrees with the data's classes, or with a flag that does not handle several
+    classes yet."""
+    count = len(args.class_names) if args.class_names else 1
+    if args.classes != count:
         raise UserError(
             f"--classes {args.classes}, but {args.data_root} was prepared for {count}: "
             f"data_preparation.py --classes {args.classes} prepares it again"
         )
-    args.classes, args.class_names = count, names
     if count == 1:
         return
     if args.loss not in CLASS_LOSSES:
@@ -583,7 +584,7 @@ def train_runs(args: argparse.Namespace) -> None:
     """Each run of fold_runs in turn, its folder held by the chief alone (one run a folder). With --resume, a
     fold that is done is skipped, and one that finished training but not its out-of-fold predictions writes them."""
     resolver = cluster_resolver(args.cluster)
-    set_classes(args, in_cluster=resolver is not None)
+    check_classes(args, in_cluster=resolver is not None)
     chief = is_chief(resolver)
     for run_args, paths in fold_runs(args):
         with holding_work_dir(paths.root) if chief else contextlib.nullcontext():
