@@ -259,7 +259,10 @@ def train_csvs(data_root: Path, balance: str, split: str = "train") -> list[Path
         found = (data_root / CSV_FOLDER).glob(f"classes_{split}_*.csv")
         classes = sorted(found, key=lambda p: int(p.stem.split("_")[-1]))
         if not classes:
-            raise UserError("--balance classes needs a dataset of several classes: data_preparation.py --classes K")
+            raise UserError(
+                f"--balance classes needs {data_root / CSV_FOLDER}/classes_{split}_<k>.csv, which data_preparation.py "
+                "--classes K writes for train (not yet for folds)"
+            )
         return [split_csv(data_root, split), *classes]
     groups = sorted((data_root / CSV_FOLDER).glob(f"{split}_*.csv"))
     if not groups:

@@ -33,7 +33,7 @@ import checkpoints
 import dataloader
 from callbacks import check_wandb_login, make_callbacks
 from checkpoints import best_epoch
-from classes import class_count, read_classes
+from classes import read_classes
 from cross_validation import write_out_of_fold
 from data_preparation import split_csv
 from distribute import cluster_line, cluster_resolver, is_chief, make_strategy, shared_seed, weights_checksum
@@ -299,7 +299,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--fold must be from 0 to {args.folds - 1} with --folds {args.folds}, or all")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     args.class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
-    args.classes = args.classes or class_count(Path(args.data_root))
+    args.classes = args.classes or len(args.class_names or [None])
     return args
 
 
