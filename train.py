@@ -299,7 +299,7 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error(f"--fold must be from 0 to {args.folds - 1} with --folds {args.folds}, or all")
     args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     args.class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
-    args.classes = args.classes or len(args.class_names or [None])
+    args.classes = args.classes or (len(args.class_names) if args.class_names else 1)
     return args
 
 
