@@ -25,7 +25,7 @@ from images import read_image
 from inference import ensemble_probabilities, load_member, read_rgb
 from pictures import COMPARISON_ROWS, save_comparison
 from postprocessing import NO_POSTPROCESSING, choose_postprocessing, postprocess
-from scoring import class_rows, image_row, print_class_scores, print_scores, ratios
+from scoring import image_rows, print_table, ratios
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, write_image, write_text
 from workdir import RunPaths, work_paths
@@ -112,10 +112,8 @@ def score_rows(table: pd.DataFrame, items: list, settings: dict, names: Optional
     """The scores of each pair (one row, post-processed by settings; or a row a class), with its fold."""
     rows = []
     for name, fold, (predicted, true) in zip(table.name, table.fold, items):
-        if names:
-            rows += [{**row, "fold": fold} for row in class_rows(name, predicted, true, names)]
-        else:
-            rows.append({**image_row(name, postprocess(predicted, settings).numpy(), true), "fold": fold})
+        mask = predicted if names else postprocess(predicted, settings).numpy()
+        rows += [{**row, "fold": fold} for row in image_rows(name, mask, true, names)]
     return pd.DataFrame(rows)
 
 
@@ -161,10 +159,7 @@ def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
     scored.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
     rule = "the most probable class" if names else "threshold 0.5"
     print(f"cross-validation of {work}: out-of-fold predictions of {len(table)} training pairs, {rule}")
-    if names:
-        print_class_scores(scored, names)
-    else:
-        print_scores(scored)
+    print_table(scored, names)
     print_folds(scored, names)
     save_worst(table, scored, items, out / "comparison.png", names)
     if names:

@@ -34,7 +34,7 @@ from images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from inference import Member, ensemble_probabilities, load_member, weights_files
 from pictures import COMPARISON_ROWS, legend, overlay, plot_history, save_comparison, save_picture
 from postprocessing import NO_POSTPROCESSING, postprocess
-from scoring import class_rows, image_row, print_class_scores, print_scores
+from scoring import image_rows, print_table
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, exit_on_user_error, write_image
 
@@ -124,7 +124,7 @@ def score_predictions(
             left_out.append(f"{truths[index]}: {error}")
             continue
         name = rels[index].as_posix()
-        rows += class_rows(name, mask, true, names) if names else [image_row(name, mask, true)]
+        rows += image_rows(name, mask, true, names)
         if len(samples) < COMPARISON_ROWS:
             samples.append((photo, true, mask))
     return rows, samples
@@ -138,10 +138,7 @@ def report(
     if rows:
         table = pd.DataFrame(rows)
         table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
-        if names:
-            print_class_scores(table, names)
-        else:
-            print_scores(table)
+        print_table(table, names)
         save_comparison(samples, comparison, len(names) if names else 1)
         print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
     if left_out:

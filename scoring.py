@@ -96,6 +96,20 @@ def class_rows(name: str, predicted: np.ndarray, true: np.ndarray, names: list[s
     ]
 
 
+def image_rows(name: str, predicted: np.ndarray, true: np.ndarray, names: Optional[list[str]]) -> list[dict]:
+    """One image's rows of metrics.csv: image_row of two boolean masks, or with several classes (names) class_rows
+    of two label masks."""
+    return class_rows(name, predicted, true, names) if names else [image_row(name, predicted, true)]
+
+
+def print_table(table: pd.DataFrame, names: Optional[list[str]]) -> None:
+    """print_scores of a metrics.csv table, or with several classes (names) print_class_scores."""
+    if names:
+        print_class_scores(table, names)
+    else:
+        print_scores(table)
+
+
 def print_class_scores(table: pd.DataFrame, names: list[str]) -> None:
     """Each class's micro IoU (from all its pixels) and mean IoU over images, and their means over the foreground
     classes (every class but the first, the background)."""
