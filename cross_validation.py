@@ -3,8 +3,8 @@ the report over all folds that predict.py --cv writes, with the post-processing 
 
 A fold's probabilities are those of its best weights for its validation images, at each image's own size, as uint8
 PNGs (probability x 255, rounded) in WORK/fold_<K>/tensorflow/out_of_fold/, under the image's path in DATA/png/. With
-several classes, the PNGs hold the most probable class (label masks), scored a class at a time; post-processing is
-chosen for one class only, for now.
+several classes, the PNGs hold the most probable class (label masks), scored a class at a time, and post-processing
+is chosen for each foreground class on its own.
 """
 
 import argparse
@@ -24,7 +24,7 @@ from folds import run_splits
 from images import read_image
 from inference import ensemble_probabilities, load_member, read_rgb
 from pictures import COMPARISON_ROWS, save_comparison
-from postprocessing import NO_POSTPROCESSING, choose_postprocessing, postprocess
+from postprocessing import NO_POSTPROCESSING, choose_postprocessing, postprocess, postprocess_labels
 from scoring import image_rows, print_table, ratios
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, write_image, write_text
@@ -112,7 +112,7 @@ def score_rows(table: pd.DataFrame, items: list, settings: dict, names: Optional
     """The scores of each pair (one row, post-processed by settings; or a row a class), with its fold."""
     rows = []
     for name, fold, (predicted, true) in zip(table.name, table.fold, items):
-        mask = predicted if names else postprocess(predicted, settings).numpy()
+        mask = postprocess_labels(predicted, settings, names) if names else postprocess(predicted, settings).numpy()
         rows += [{**row, "fold": fold} for row in image_rows(name, mask, true, names)]
     return pd.DataFrame(rows)
 
@@ -146,7 +146,8 @@ def print_steps(steps: list[dict]) -> None:
         verdict = "kept" if step["kept"] else "not kept"
         value = "" if step["value"] is True else f" {step['value']:.4g}"
         before, after = step["iou_before"], step["iou_after"]
-        print(f"  {step['step']}{value}: {before:.4f} -> {after:.4f} ({after - before:+.5f}), {verdict}")
+        of_class = f"{step['class']}: " if "class" in step else ""
+        print(f"  {of_class}{step['step']}{value}: {before:.4f} -> {after:.4f} ({after - before:+.5f}), {verdict}")
 
 
 def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
@@ -162,11 +163,7 @@ def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
     print_table(scored, names)
     print_folds(scored, names)
     save_worst(table, scored, items, out / "comparison.png", names)
-    if names:
-        print(f"scores in {out / 'metrics.csv'}, worst images in {out / 'comparison.png'}")
-        print(f"no post-processing is chosen for {len(names)} classes yet")
-        return
-    settings, steps = choose_postprocessing(items)
+    settings, steps = choose_postprocessing(items, names)
     print_steps(steps)
     when = datetime.now().isoformat("T", "seconds")
     chosen = {"settings": settings, "steps": steps, "pairs": len(table), "date": when}

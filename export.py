@@ -1,6 +1,6 @@
 """Exports that need only TensorFlow: a SavedModel of one model or an ensemble (uint8 images of any size in;
 probabilities at that size and the post-processed mask out, or with several classes each class's probability and the
-most probable class; by sliding windows for a patch run) and a float16 TFLite model of one."""
+post-processed most probable class; by sliding windows for a patch run) and a float16 TFLite model of one."""
 
 from pathlib import Path
 from typing import Sequence
@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from inference import Member
 from input_scaling import resize_for_model, to_model_input, to_size
-from postprocessing import graph_arguments, postprocess_graph
+from postprocessing import class_graph_arguments, graph_arguments, postprocess_graph, postprocess_labels_graph
 from sliding_window import predict_scaled_graph
 
 
@@ -35,12 +35,14 @@ def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
 def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -> None:
     """A SavedModel that needs only TensorFlow: uint8 images of any size in; the mean of the members'
     probabilities at that size, and the mask post-processed by settings (uint8, 1 on the mask), out; with several
-    classes, the mask holds the most probable class of each pixel."""
-    several = members[0].class_names is not None
+    classes, the mask holds the most probable class of each pixel, post-processed class by class."""
+    names = members[0].class_names
 
     def mask_of(probabilities: tf.Tensor) -> tf.Tensor:
-        if several:
-            return tf.cast(tf.argmax(probabilities, -1), tf.uint8)[..., None]
+        if names:
+            labels = tf.cast(tf.argmax(probabilities, -1), tf.int32)
+            labels = postprocess_labels_graph(labels, *class_graph_arguments(settings, names))
+            return tf.cast(labels, tf.uint8)[..., None]
         return tf.cast(postprocess_graph(probabilities[..., 0], *graph_arguments(settings)), tf.uint8)[..., None]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])

@@ -3,17 +3,20 @@ step is kept only when it raises the cross-validation IoU).
 
 The steps, in the order they apply: the threshold; removing the connected components (8-connected) smaller than
 min_size, a share of the image's pixels; filling holes (background not connected to the image's border); keeping
-only the largest component. In TensorFlow, so that predict.py and the SavedModel run the same graph.
+only the largest component. With several classes, the steps but the threshold apply to each foreground class of the
+label mask in turn, with settings of its own: removed pixels become background, and only background fills a hole.
+In TensorFlow, so that predict.py and the SavedModel run the same graph.
 """
 
-from typing import Callable, Sequence
+from functools import partial
+from typing import Callable, Optional, Sequence
 
 import keras2  # noqa: F401
 
 import numpy as np
 import tensorflow as tf
 
-from scoring import pixel_counts, ratios
+from scoring import class_pixel_counts, pixel_counts, ratios
 
 NO_POSTPROCESSING = {"threshold": 0.5, "min_size": 0.0, "fill_holes": False, "largest": False}
 THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
@@ -85,7 +88,30 @@ def keep_largest(mask: tf.Tensor) -> tf.Tensor:
 )
 def postprocess_graph(probabilities, threshold, min_size, fill, largest) -> tf.Tensor:
     """The steps on one H x W probability map; min_size 0 and False leave a step out."""
-    mask = probabilities > threshold
+    return clean(probabilities > threshold, min_size, fill, largest)
+
+
+@tf.function(
+    input_signature=[
+        tf.TensorSpec([None, None], tf.int32, name="labels"),
+        tf.TensorSpec([None], tf.float32, name="min_sizes"),
+        tf.TensorSpec([None], tf.bool, name="fills"),
+        tf.TensorSpec([None], tf.bool, name="largests"),
+    ]
+)
+def postprocess_labels_graph(labels, min_sizes, fills, largests) -> tf.Tensor:
+    """The steps after the threshold on each foreground class k of one H x W label mask, by the (k - 1)th value
+    of each list."""
+    for k in tf.range(1, tf.size(min_sizes) + 1):
+        mask = labels == k
+        kept = clean(mask, min_sizes[k - 1], fills[k - 1], largests[k - 1])
+        labels = tf.where(mask & ~kept, 0, labels)
+        labels = tf.where(kept & (labels == 0), k, labels)
+    return labels
+
+
+def clean(mask: tf.Tensor, min_size: tf.Tensor, fill: tf.Tensor, largest: tf.Tensor) -> tf.Tensor:
+    """The steps after the threshold on one H x W boolean mask."""
     min_pixels = tf.math.ceil(min_size * tf.cast(tf.size(mask), tf.float32))
     mask = tf.cond(min_pixels > 1, lambda: remove_small(mask, min_pixels), lambda: mask)
     mask = tf.cond(fill, lambda: fill_holes(mask), lambda: mask)
@@ -104,6 +130,19 @@ def postprocess(probabilities, settings: dict) -> tf.Tensor:
     return postprocess_graph(tf.cast(probabilities, tf.float32), *graph_arguments(settings))
 
 
+def class_graph_arguments(settings: dict, names: list[str]) -> tuple[list[float], list[bool], list[bool]]:
+    """settings["classes"] (each foreground class's name: its settings, the missing ones none) as
+    postprocess_labels_graph takes them after the label mask."""
+    per_class = [graph_arguments(settings.get("classes", {}).get(name, {})) for name in names[1:]]
+    return [s[1] for s in per_class], [s[2] for s in per_class], [s[3] for s in per_class]
+
+
+def postprocess_labels(labels, settings: dict, names: list[str]) -> np.ndarray:
+    """H x W label mask (uint8) post-processed class by class by settings["classes"]."""
+    cleaned = postprocess_labels_graph(tf.cast(labels, tf.int32), *class_graph_arguments(settings, names))
+    return cleaned.numpy().astype(np.uint8)
+
+
 def micro_iou(items: Sequence[tuple[np.ndarray, np.ndarray]], settings: dict) -> float:
     """The IoU of all pixels of (probabilities, true mask) items, post-processed by settings."""
     counts = [pixel_counts(postprocess(p, settings).numpy(), true) for p, true in items]
@@ -117,6 +156,12 @@ def true_component_shares(truths: Sequence[np.ndarray]) -> np.ndarray:
     return sizes[sizes > 0]
 
 
+def size_candidates(truths: Sequence[np.ndarray]) -> list[float]:
+    """min_size candidates: half of each SIZE_QUANTILES quantile of the true masks' component sizes."""
+    shares = true_component_shares(truths)
+    return sorted({float(np.quantile(shares, q)) / 2 for q in SIZE_QUANTILES}) if len(shares) else []
+
+
 def best_candidate(iou: Callable[[dict], float], settings: dict, key: str, candidates: Sequence) -> tuple:
     """(candidate value of settings[key] with the highest IoU, its IoU); ties go to the earlier candidate."""
     scored = [(iou({**settings, key: value}), -i, value) for i, value in enumerate(candidates)]
@@ -124,16 +169,10 @@ def best_candidate(iou: Callable[[dict], float], settings: dict, key: str, candi
     return value, best
 
 
-def choose_postprocessing(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[dict, list[dict]]:
-    """Settings chosen step by step on (probabilities, true mask) items, each step kept only when it raises the
-    micro IoU above that of the steps kept before it; and a row a step: its best value, IoU without and with it,
-    kept or not."""
-    iou = lambda settings: micro_iou(items, settings)  # noqa: E731
-    settings, current = dict(NO_POSTPROCESSING), iou(NO_POSTPROCESSING)
-    shares = true_component_shares([true for _, true in items])
-    sizes = sorted({float(np.quantile(shares, q)) / 2 for q in SIZE_QUANTILES}) if len(shares) else []
-    steps = [("threshold", THRESHOLDS), ("min_size", sizes), ("fill_holes", [True]), ("largest", [True])]
-    rows = []
+def choose_steps(iou: Callable[[dict], float], settings: dict, steps: list[tuple[str, Sequence]]) -> tuple:
+    """(settings, rows): each step's best candidate kept only when it raises iou above that of the steps kept
+    before it; a row a step: its best value, IoU without and with it, kept or not."""
+    settings, current, rows = dict(settings), iou(settings), []
     for key, candidates in steps:
         if not candidates:
             continue
@@ -143,3 +182,30 @@ def choose_postprocessing(items: Sequence[tuple[np.ndarray, np.ndarray]]) -> tup
         if kept:
             settings[key], current = value, score
     return settings, rows
+
+
+def choose_postprocessing(
+    items: Sequence[tuple[np.ndarray, np.ndarray]], names: Optional[list[str]] = None
+) -> tuple[dict, list[dict]]:
+    """Settings chosen step by step on (probabilities, true mask) items by the micro IoU, and a row a step
+    (choose_steps). With several classes (names), on (predicted, true) label masks, each foreground class's steps
+    chosen by its own micro IoU, into settings["classes"][name], its rows naming it."""
+    if not names:
+        steps = [("threshold", THRESHOLDS), ("min_size", size_candidates([t for _, t in items])),
+                 ("fill_holes", [True]), ("largest", [True])]  # fmt: skip
+        return choose_steps(lambda settings: micro_iou(items, settings), NO_POSTPROCESSING, steps)
+    chosen, rows = {}, []
+    for k, name in enumerate(names[1:], 1):
+        steps = [("min_size", size_candidates([t == k for _, t in items])), ("fill_holes", [True]),
+                 ("largest", [True])]  # fmt: skip
+        none = {key: NO_POSTPROCESSING[key] for key, _ in steps}
+        chosen[name], class_rows = choose_steps(partial(class_micro_iou, items, names, k), none, steps)
+        rows += [{"class": name, **row} for row in class_rows]
+    return {"classes": chosen}, rows
+
+
+def class_micro_iou(items: Sequence[tuple[np.ndarray, np.ndarray]], names: list[str], k: int, settings: dict) -> float:
+    """Class k's IoU of all pixels of (predicted, true) label-mask items, class k post-processed by settings."""
+    per_class = {"classes": {names[k]: settings}}
+    counts = [class_pixel_counts(postprocess_labels(p, per_class, names), true, len(names))[k] for p, true in items]
+    return ratios(*(sum(c[key] for c in counts) for key in ("tp", "fp", "fn")))["iou"]

@@ -33,7 +33,7 @@ from flags import add_tta, fraction_below_one, image_size, positive_int, scale_f
 from images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from inference import Member, ensemble_probabilities, load_member, weights_files
 from pictures import COMPARISON_ROWS, legend, overlay, plot_history, save_comparison, save_picture
-from postprocessing import NO_POSTPROCESSING, postprocess
+from postprocessing import NO_POSTPROCESSING, postprocess, postprocess_labels
 from scoring import image_rows, print_table
 from sliding_window import DEFAULT_OVERLAP
 from utils import PNG_FOLDER, UserError, exit_on_user_error, write_image
@@ -75,9 +75,9 @@ def mask_of(
     photo: np.ndarray, probability: np.ndarray, settings: dict, names: Optional[list[str]]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mask, its PNG pixels, the overlay): one class, the probabilities post-processed by settings (0 and 255);
-    several, the most probable class of each pixel (its index), the overlay with a legend."""
+    several, the most probable class of each pixel (its index) post-processed by settings, the overlay with a legend."""
     if names:
-        labels = probability.argmax(-1).astype(np.uint8)
+        labels = postprocess_labels(probability.argmax(-1), settings, names)
         return labels, labels, legend(overlay(photo, labels, len(names)), names)
     mask = postprocess(probability, settings).numpy()
     return mask, mask.astype(np.uint8) * 255, overlay(photo, mask)
@@ -206,7 +206,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default="auto",
         metavar="auto|none|JSON",
         help=f"how probabilities become masks: auto takes {POSTPROCESSING_FILE} of a work folder in --weights "
-        "(written by --cv), none only the threshold, or a file (default: %(default)s)",
+        "(written by --cv), none only the threshold (or the most probable class), or a file (default: %(default)s)",
     )
     group.add_argument(
         "--threshold",
@@ -279,8 +279,9 @@ def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def postprocessing_settings(args: argparse.Namespace) -> dict:
-    """The post-processing of --postprocessing, with --threshold over its threshold."""
+def postprocessing_settings(args: argparse.Namespace, names: Optional[list[str]]) -> dict:
+    """The post-processing of --postprocessing, with --threshold over its threshold; UserError when it was chosen for
+    other classes than the models' (names, or None for one class)."""
     if args.postprocessing == "none":
         files = []
     elif args.postprocessing == "auto":
@@ -295,6 +296,10 @@ def postprocessing_settings(args: argparse.Namespace) -> dict:
             settings.update(json.loads(files[0].read_text())["settings"])
         except (OSError, ValueError, KeyError) as error:
             raise UserError(f"--postprocessing {files[0]}: not a {POSTPROCESSING_FILE} ({error})") from error
+        chosen_for = sorted(settings.get("classes", {}))
+        if chosen_for != sorted(names[1:] if names else []):
+            classes = f"the classes {', '.join(chosen_for)}" if chosen_for else "one class"
+            raise UserError(f"--postprocessing {files[0]}: chosen for {classes}, not for these models")
         print(f"post-processing of {files[0]}")
     if args.threshold is not None:
         settings["threshold"] = args.threshold
@@ -302,8 +307,8 @@ def postprocessing_settings(args: argparse.Namespace) -> dict:
 
 
 def load_members(args: argparse.Namespace) -> list[Member]:
-    """The models of --weights, which must all have the same classes. Several classes have no post-processing or
-    --threshold yet: UserError."""
+    """The models of --weights, which must all have the same classes. Several classes take no --threshold:
+    UserError."""
     keys = ("backbone", "image_size", "patch_size", "scale", "overlap", "batch_size")
     files = weights_files(args.weights)
     if len(files) > 1:
@@ -312,10 +317,8 @@ def load_members(args: argparse.Namespace) -> list[Member]:
     names = members[0].class_names
     if any(m.class_names != names for m in members):
         raise UserError("--weights: the models have different classes, so they cannot make one ensemble")
-    asked = {"--threshold": args.threshold is not None, "--postprocessing": args.postprocessing not in ("auto", "none")}
-    given = [flag for flag, on in asked.items() if on]
-    if names and given:
-        raise UserError(f"{' and '.join(given)}: of one class for now, and these models have {len(names)}")
+    if names and args.threshold is not None:
+        raise UserError(f"--threshold is for one class; these models have {len(names)}, and take the most probable")
     return members
 
 
@@ -333,7 +336,7 @@ def use_model(args: argparse.Namespace) -> None:
     if not args.weights:
         return
     members = load_members(args)
-    settings = NO_POSTPROCESSING if members[0].class_names else postprocessing_settings(args)
+    settings = postprocessing_settings(args, members[0].class_names)
     if "savedmodel" in args.export:
         export_savedmodel(members, out / "savedmodel", settings)
     if "tflite" in args.export:  # of a patch run: its window; the app slides it

@@ -16,7 +16,8 @@ SYNTHETIC_GROUPS = ["group_a"] * 8 + ["group_b"] * 4 + ["group_c"] * 2 + ["group
 
 def synthetic_sample(rng: np.random.Generator, classes: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A skin-coloured background with a lighting gradient, and nail-like ellipses as the mask (0 and 255); with 3
-    classes, a label mask where a whitish lunula at one end of each nail is class 2 and the rest of the nail 1."""
+    classes, a label mask where a whitish lunula at one end of each nail is class 2 and the rest of the nail 1, the
+    nails drawn 1.6 times as large so that a lunula stays more than a few pixels across at a model size of 96."""
     height, width = (int(v) for v in rng.integers(96, 161, size=2))
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     angle = rng.uniform(0, 2 * np.pi)
@@ -25,9 +26,10 @@ def synthetic_sample(rng: np.random.Generator, classes: int = 1) -> tuple[np.nda
     image = skin * light[..., None] + rng.normal(0, 8, (height, width, 3))
     mask = np.zeros((height, width), np.uint8)
     nails = []
+    scale = 1.6 if classes == 3 else 1.0
     for _ in range(int(rng.integers(1, 6))):
         center = (int(rng.integers(0, width)), int(rng.integers(0, height)))
-        axes = (int(rng.integers(5, 15)), int(rng.integers(8, 22)))
+        axes = (int(scale * rng.integers(5, 15)), int(scale * rng.integers(8, 22)))
         nails.append((center, axes, float(rng.uniform(0, 180))))
         cv2.ellipse(mask, center, axes, nails[-1][2], 0, 360, 255, -1)
     nail = rng.uniform([150, 140, 200], [220, 210, 255])

@@ -563,9 +563,8 @@ def fold_runs(args: argparse.Namespace) -> list[tuple[argparse.Namespace, RunPat
     return runs
 
 
-def check_classes(args: argparse.Namespace, in_cluster: bool) -> None:
-    """UserError when --classes disagrees with the data's classes, or with a flag that does not handle several
-    classes yet."""
+def check_classes(args: argparse.Namespace) -> None:
+    """UserError when --classes disagrees with the data's classes, or --loss is of one class only."""
     count = len(args.class_names) if args.class_names else 1
     if args.classes != count:
         raise UserError(
@@ -576,16 +575,13 @@ def check_classes(args: argparse.Namespace, in_cluster: bool) -> None:
         return
     if args.loss not in CLASS_LOSSES:
         raise UserError(f"--loss {args.loss} is for one class; with several classes: {', '.join(CLASS_LOSSES)}")
-    if in_cluster:
-        raise UserError(f"a cluster trains one class for now, not {count}")
 
 
 def train_runs(args: argparse.Namespace) -> None:
     """Each run of fold_runs in turn, its folder held by the chief alone (one run a folder). With --resume, a
     fold that is done is skipped, and one that finished training but not its out-of-fold predictions writes them."""
-    resolver = cluster_resolver(args.cluster)
-    check_classes(args, in_cluster=resolver is not None)
-    chief = is_chief(resolver)
+    check_classes(args)
+    chief = is_chief(cluster_resolver(args.cluster))
     for run_args, paths in fold_runs(args):
         with holding_work_dir(paths.root) if chief else contextlib.nullcontext():
             train_run(run_args, paths)

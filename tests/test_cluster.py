@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import REPO, SMALL
+from test_classes import assert_class_scores
 
 import checkpoints
+import data_preparation
 import dataloader
 import distribute
 import model
@@ -158,27 +160,42 @@ def test_slurm_tasks_become_workers_on_one_port_each(monkeypatch):
 
 EVALUATE = """
 import json, sys
-sys.path.insert(0, {repo!r})
-import dataloader, distribute, model
+sys.path[:0] = [{repo!r}, {tests!r}]
+import dataloader, distribute, model, train
+from test_classes import class_scores_under
 strategy = distribute.make_strategy(["cpu"], 1, distribute.cluster_resolver("tf_config"))
 with strategy.scope():
     net = model.create_model("resnet18", "none")
 net.load_weights({weights!r})
 valid, _ = dataloader.build_dataset([{csv!r}], 64, 2, training=False, replicas=strategy.num_replicas_in_sync)
-print(json.dumps(net.evaluate(valid, verbose=0, return_dict=True)))
+found = {{"binary": net.evaluate(valid, verbose=0, return_dict=True), "classes": class_scores_under(strategy)}}
+train.main({train_argv!r})  # then 3 classes, trained by this cluster
+print(json.dumps(found))
 """
 
 
-def test_two_workers_score_the_validation_set_as_one_process_does(trained, synthetic_data, tmp_path):
-    script = EVALUATE.format(repo=str(REPO), weights=str(trained / "weights" / "last-weight_resnet18.h5"),
-                           csv=str(synthetic_data / "csv_file" / "valid.csv"))  # fmt: skip
+def test_two_workers_train_classes_and_score_as_one_process_does(trained, synthetic_data, tmp_path):
+    """Both workers train 3 classes as one cluster, then score the validation set of one class and the class scores
+    of class_scores_under as one process does."""
+    data = tmp_path / "classes"
+    data_preparation.main(["--data_root", str(data), "--synthetic", "16", "--classes", "3", "--workers", "1"])
+    train_argv = train_command(data, tmp_path / "work", "--epochs", "1", "--steps_per_epoch", "2")[1:]
+    script = EVALUATE.format(repo=str(REPO), tests=str(REPO / "tests"), train_argv=train_argv,
+                             weights=str(trained / "weights" / "last-weight_resnet18.h5"),
+                             csv=str(synthetic_data / "csv_file" / "valid.csv"))  # fmt: skip
     net = model.create_model("resnet18", "none")  # alone, in this process
     net.load_weights(str(trained / "weights" / "last-weight_resnet18.h5"))
     valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 2, training=False)
     scores = [net.evaluate(valid, verbose=0, return_dict=True)]
-    for code, out, err in finish(start_workers(["-c", script], tmp_path), 180):
-        assert code == 0, err[-3000:]
-        scores.append(json.loads(out.splitlines()[-1]))
+    results = finish(start_workers(["-c", script], tmp_path), 300)
+    assert [code for code, _, _ in results] == [0, 0], "\n\n".join(err[-3000:] for _, _, err in results)
+    for _, out, _ in results:
+        found = json.loads(out.splitlines()[-1])
+        scores.append(found["binary"])
+        assert_class_scores(found["classes"])
+    assert "this is worker 0, the chief" in results[0][1] and "best epoch" in results[0][1]
+    history = pd.read_csv(tmp_path / "work" / "tensorflow" / "logs" / "history.csv")
+    assert {"val_iou", "val_iou_class_1", "val_iou_class_2"} <= set(history.columns) and len(history) == 1
     assert scores[1] == scores[2]
     assert scores[1]["iou"] == pytest.approx(scores[0]["iou"], abs=1e-6)
     assert scores[1]["f1"] == pytest.approx(scores[0]["f1"], abs=1e-6)  # not the loss: Dice depends on the batches

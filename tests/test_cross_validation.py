@@ -15,7 +15,7 @@ import data_preparation
 import predict
 from folds import assign_folds, write_fold_csvs
 from inference import ensemble_probabilities, load_member, read_rgb
-from postprocessing import NO_POSTPROCESSING, choose_postprocessing, component_labels, postprocess
+from postprocessing import NO_POSTPROCESSING, choose_postprocessing, component_labels, postprocess, postprocess_labels
 from synthetic import synthetic_sample
 
 FOLDS = 2
@@ -213,3 +213,39 @@ def test_resume_skips_finished_folds_and_completes_their_predictions(six_pairs, 
     assert "fold 0 is done" in capsys.readouterr().out
     assert (folds_work / "fold_0" / "tensorflow" / "logs" / "history.csv").read_text() == history  # not trained again
     assert sorted(p.name for p in out_of_fold.rglob("*.png")) == written
+
+
+NAMES = ["background", "plate", "lunula"]
+
+
+def test_each_class_is_post_processed_by_its_own_settings():
+    """A plate (1) with a background hole, a lunula (2) inside it and a speck; two lunulae. Removed pixels become
+    background; a hole is filled with background only, never over another class."""
+    blank = np.zeros((100, 100), bool)
+    plate, hole, speck = disc(blank, (30, 30), 15), disc(blank, (24, 30), 3), disc(blank, (80, 80), 2)
+    lunula, other_lunula = disc(blank, (36, 30), 4), disc(blank, (80, 20), 6)
+    labels = np.select([lunula | other_lunula, (plate & ~hole) | speck], [2, 1], 0).astype(np.uint8)
+    same = postprocess_labels(labels, {"classes": {}}, NAMES)
+    assert np.array_equal(same, labels)
+    plate_only = {"min_size": (speck.sum() + 1) / blank.size, "fill_holes": True}
+    cleaned = postprocess_labels(labels, {"classes": {"plate": plate_only}}, NAMES)
+    assert np.array_equal(cleaned, np.select([lunula | other_lunula, plate & ~lunula], [2, 1], 0))
+    largest = postprocess_labels(labels, {"classes": {"lunula": {"largest": True}}}, NAMES)
+    assert np.array_equal(largest, np.where(lunula, 0, labels))  # the smaller lunula became background
+
+
+def test_each_class_keeps_the_steps_that_raise_its_own_iou():
+    """Specks of the plate that the truth lacks: removing them is kept for the plate; the lunula, in two parts in
+    the truth, keeps no largest step."""
+    blank = np.zeros((100, 100), bool)
+    plate, speck = disc(blank, (30, 30), 15), disc(blank, (85, 85), 2)
+    lunulae = disc(blank, (30, 70), 5) | disc(blank, (70, 40), 5)
+    true = np.select([lunulae, plate], [2, 1], 0).astype(np.uint8)
+    predicted = np.select([lunulae, plate | speck], [2, 1], 0).astype(np.uint8)
+    settings, steps = choose_postprocessing([(predicted, true), (predicted, true)], NAMES)
+    assert set(settings) == {"classes"} and set(settings["classes"]) == {"plate", "lunula"}
+    assert settings["classes"]["plate"]["min_size"] > 0 and not settings["classes"]["lunula"]["largest"]
+    plate_steps = [s for s in steps if s["class"] == "plate"]
+    assert [s["step"] for s in plate_steps] == ["min_size", "fill_holes", "largest"]
+    assert plate_steps[0]["kept"] and plate_steps[0]["iou_after"] == 1.0
+    assert not any(s["kept"] for s in steps if s["class"] == "lunula")
