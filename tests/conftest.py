@@ -19,8 +19,8 @@ NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "
 # whole files in the order collected, so that starting with these the workers finish at about the same time. Three
 # workers on two cores: much of a test's time is single-threaded Python (tracing, imports), which a third fills.
 LONGEST_FIRST = [
-    "test_train.py", "test_cluster.py", "test_cross_validation.py", "test_checkpoints.py", "test_resume.py",
-    "test_faults.py", "test_predict.py", "test_training_options.py",
+    "test_class_training.py", "test_train.py", "test_cluster.py", "test_classes.py", "test_cross_validation.py",
+    "test_checkpoints.py", "test_resume.py", "test_faults.py", "test_predict.py", "test_training_options.py",
 ]  # fmt: skip
 
 
