@@ -19,6 +19,8 @@ VERSION := $(shell $(VENV_PYTHON) -c 'import sys; print("%d.%d" % sys.version_in
 STACK := $(if $(filter 3.12 3.13,$(VERSION)),-py312)
 LOCK := requirements$(STACK)$(if $(GPU),-gpu).txt
 DEV_LOCK := requirements$(STACK)-dev.txt
+# tf2onnx needs Python 3.10: on the 2.15 stack it has a lock of its own (requirements-onnx.in says why)
+ONNX_LOCK := $(if $(filter 3.10 3.11,$(VERSION)),requirements-onnx.txt)
 STAMP := $(VENV)/.synced-$(VERSION)-$(if $(GPU),gpu,cpu)
 DEMO_DATA := data/demo
 DEMO_WORK := work/demo
@@ -31,14 +33,14 @@ help: ## list the targets
 
 install: $(STAMP) ## make .venv with Python 3.9-3.13 and sync it to its stack's lock (GPU=1: the CUDA build)
 
-$(STAMP): $(LOCK) $(DEV_LOCK)
+$(STAMP): $(LOCK) $(DEV_LOCK) $(ONNX_LOCK)
 	@test -n "$(VENV_PYTHON)" || { echo "error: no Python 3.9 to 3.13 found$(if $(PYTHON), as PYTHON=$(PYTHON));" \
 		"install one (e.g. pyenv install 3.12) or use conda: make conda-update"; exit 2; }
 	@if [ -x $(PY) ] && [ "$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(VERSION)" ]; then \
 		echo "$(VENV) has another Python than $(VERSION): rebuilding it with $(VENV_PYTHON)"; rm -rf $(VENV); fi
 	@test -x $(PY) || $(VENV_PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip pip-tools
-	$(VENV)/bin/pip-sync --quiet $(LOCK) $(DEV_LOCK)
+	$(VENV)/bin/pip-sync --quiet $(LOCK) $(DEV_LOCK) $(ONNX_LOCK)
 	@rm -f $(VENV)/.synced* && touch $@
 	@$(PY) -c 'import platform, importlib.metadata as m; print("$(VENV): Python", platform.python_version(), "with tensorflow", m.version("tensorflow"))'
 
@@ -58,25 +60,27 @@ demo: install ## generate demo data, prepare it and train a small model on the C
 tensorboard: install ## open the TensorBoard logs of a run: make tensorboard WORK=work/demo
 	$(PY) -m tensorboard.main --logdir $(WORK)/tensorflow/logs/tensorboard
 
-lock: ## re-resolve the lock files of both stacks, each on its oldest Python (3.9 and 3.12) so that it installs on the rest
-	@for stack in ":python3.9" "-py312:python3.12"; do suffix=$${stack%%:*}; name=$${stack#*:}; \
+lock: ## re-resolve every lock file, each on its stack's oldest Python (3.9, 3.12; ONNX's on 3.10) so that it installs on the rest
+	@for lock in requirements requirements-dev requirements-gpu requirements-onnx:python3.10 requirements-py312:python3.12 \
+		requirements-py312-dev:python3.12 requirements-py312-gpu:python3.12; do file=$${lock%%:*}; \
+		name=$$(echo "$$lock:python3.9" | cut -d: -f2); \
 		python=$$(for c in $$name "$$(pyenv prefix $${name:6} 2>/dev/null)/bin/$$name"; do \
 			$$c -c 'import sys; print(sys.executable)' 2>/dev/null && break; done); \
 		test -n "$$python" || { echo "error: make lock needs $$name"; exit 2; }; \
-		test -x .venv-lock$$suffix/bin/pip-compile || { $$python -m venv .venv-lock$$suffix && \
-			.venv-lock$$suffix/bin/pip install --quiet pip-tools; } || exit 1; \
-		for f in requirements$$suffix requirements$$suffix-dev requirements$$suffix-gpu; do \
-			CUSTOM_COMPILE_COMMAND="make lock" .venv-lock$$suffix/bin/pip-compile --quiet --strip-extras \
-			--no-emit-index-url --no-emit-find-links --output-file $$f.txt $$f.in || exit 1; done; done
+		test -x .venv-lock-$$name/bin/pip-compile || { $$python -m venv .venv-lock-$$name && \
+			.venv-lock-$$name/bin/pip install --quiet pip-tools; } || exit 1; \
+		CUSTOM_COMPILE_COMMAND="make lock" .venv-lock-$$name/bin/pip-compile --quiet --strip-extras \
+			--no-emit-index-url --no-emit-find-links --output-file $$file.txt $$file.in || exit 1; done
 
 pip-tools: ## sync the active environment (e.g. conda's) to its stack's locks instead of .venv (GPU=1 as above)
 	pip install --quiet pip-tools
 	stack=$$(python -c 'import sys; print("-py312" if sys.version_info >= (3, 12) else "")'); \
-		pip-sync requirements$$stack$(if $(GPU),-gpu).txt requirements$$stack-dev.txt
+		onnx=$$(python -c 'import sys; print("requirements-onnx.txt" if sys.version_info[:2] in [(3, 10), (3, 11)] else "")'); \
+		pip-sync requirements$$stack$(if $(GPU),-gpu).txt requirements$$stack-dev.txt $$onnx
 
 conda-update: ## create or update the conda env segmentation-tf; then: conda activate segmentation-tf && make pip-tools
 	conda env update --prune -f environment.yml
 	@echo "now run: conda activate segmentation-tf && make pip-tools"
 
 clean: ## remove .venv and the demo's data and run (never your own data or runs)
-	rm -rf $(VENV) .venv-lock .venv-lock-py312 $(DEMO_DATA) $(DEMO_WORK)
+	rm -rf $(VENV) .venv-lock-* $(DEMO_DATA) $(DEMO_WORK)

@@ -1,9 +1,10 @@
 """Exports that need only TensorFlow: a SavedModel of one model or an ensemble (uint8 images of any size in;
 probabilities at that size and the post-processed mask out, or with several classes each class's probability and the
-post-processed most probable class; by sliding windows for a patch run) and a float16 TFLite model of one."""
+post-processed most probable class; by sliding windows for a patch run) and TFLite models of one (float32, float16
+or full-integer)."""
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import keras2  # noqa: F401
 
@@ -13,6 +14,7 @@ from inference import Member
 from input_scaling import resize_for_model, to_model_input, to_size
 from postprocessing import class_graph_arguments, graph_arguments, postprocess_graph, postprocess_labels_graph
 from sliding_window import predict_scaled_graph
+from utils import write_bytes
 
 
 def member_graph(member: Member, images: tf.Tensor) -> tf.Tensor:
@@ -60,15 +62,30 @@ def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -
     )
 
 
-def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:
-    """A float16 TFLite model: one float image in [0, 1] of size x size in, its probabilities out."""
+def convert_tflite(
+    model: tf.keras.Model, size: int, precision: str, representative_dataset: Optional[Callable] = None
+) -> bytes:
+    """A TFLite model of one float image in [0, 1] of size x size in, its probabilities out; its weights in precision
+    (TFLITE_PRECISIONS). int8 is full-integer: a uint8 image in and uint8 probabilities out, every operation in
+    integers, calibrated on representative_dataset."""
 
     @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])
     def infer(image: tf.Tensor) -> dict:
         return {"probabilities": tf.cast(model(image, training=False), tf.float32)}
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([infer.get_concrete_function()], model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.target_spec.supported_types = [tf.float16]
-    path.write_bytes(converter.convert())
+    if precision == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative_dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:
+    """A float16 TFLite model: one float image in [0, 1] of size x size in, its probabilities out."""
+    write_bytes(path, convert_tflite(model, size, "float16"))
     print(f"TFLite model in {path}: input [1, {size}, {size}, 3] float in [0, 1]")

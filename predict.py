@@ -5,7 +5,7 @@ pictures.
     python predict.py --weights W --data_root DATA --split valid --output OUT     # also scores
     python predict.py --weights W --input photos/ --masks true_masks/ --output OUT  # also scores
     python predict.py --weights W --input photos/ --patch_size 384 --tta flip --output OUT  # full resolution
-    python predict.py --weights W --export savedmodel tflite --output OUT
+    python predict.py --weights W --export savedmodel tflite tflite_int8 onnx --output OUT
     python predict.py --cv WORK --output OUT                                      # after train.py --folds N
     python predict.py --weights WORK --data_root DATA --output OUT                # the ensemble of WORK's folds
     python predict.py --history WORK/tensorflow/logs/history.csv --output OUT      # training curves
@@ -28,6 +28,7 @@ import dataloader
 from classes import IGNORED
 from cross_validation import POSTPROCESSING_FILE, cross_validation_report, read_fold_config
 from data_preparation import list_by_stem, split_csv
+from deploy import export_onnx, export_tflite_int8
 from export import export_savedmodel, export_tflite
 from flags import add_tta, fraction_below_one, image_size, positive_int, scale_factor
 from images import LOSSY_EXTENSIONS, read_image, to_binary_mask
@@ -239,10 +240,20 @@ def add_task_args(parser: argparse.ArgumentParser) -> None:
         "--export",
         nargs="+",
         default=[],
-        choices=["savedmodel", "tflite"],
-        help="write OUT/savedmodel (uint8 images of any size in; probabilities at that size and the post-processed "
-        "mask out; of an ensemble too) and/or OUT/model_float16.tflite (one model: float [0, 1] images of "
-        "image_size in)",
+        choices=["savedmodel", "tflite", "tflite_int8", "onnx"],
+        help="savedmodel: OUT/savedmodel (uint8 images of any size in; probabilities at that size and the "
+        "post-processed mask out; of an ensemble too). The others hold one model of image_size (or a patch run's "
+        "window): tflite, OUT/model_float16.tflite (a float [0, 1] image in); tflite_int8, OUT/model_int8.tflite, "
+        "full-integer (uint8 image in, uint8 probabilities out), calibrated on the run's training images and checked "
+        "on its valid images (the run's data, or --data_root's); onnx, OUT/model.onnx (float [0, 1] images in; "
+        "Python 3.10 to 3.13), checked with ONNX Runtime",
+    )
+    group.add_argument(
+        "--calibration_images",
+        type=positive_int,
+        default=200,
+        metavar="N",
+        help="with --export tflite_int8: augmented training images to calibrate on (default: %(default)s)",
     )
     group.add_argument(
         "--cv",
@@ -322,6 +333,27 @@ def load_members(args: argparse.Namespace) -> list[Member]:
     return members
 
 
+def export_models(members: Sequence[Member], settings: dict, args: argparse.Namespace, out: Path) -> None:
+    """The exports --export asks for into out; those of one model refuse an ensemble. A patch run's TFLite and ONNX
+    models take its window, which the app slides."""
+    if "savedmodel" in args.export:
+        export_savedmodel(members, out / "savedmodel", settings)
+    single = [kind for kind in args.export if kind != "savedmodel"]
+    if not single:
+        return
+    if len(members) > 1:
+        raise UserError(f"--export {' '.join(single)} holds one model: export an ensemble as savedmodel")
+    member, weights, data_root = members[0], weights_files(args.weights)[0], args.data_root and Path(args.data_root)
+    if "tflite" in single:
+        export_tflite(member.model, member.windows["patch_size"] if member.windows else member.size,
+                      out / "model_float16.tflite")  # fmt: skip
+    if "tflite_int8" in single:
+        threshold = settings["threshold"] if not member.class_names else 0.5
+        export_tflite_int8(member, weights, data_root, args.calibration_images, threshold, out / "model_int8.tflite")
+    if "onnx" in single:
+        export_onnx(member, weights, data_root, out / "model.onnx")
+
+
 def use_model(args: argparse.Namespace) -> None:
     """Training curves, the cross-validation report, exports and predictions, as the flags ask."""
     out = Path(args.output)
@@ -337,14 +369,7 @@ def use_model(args: argparse.Namespace) -> None:
         return
     members = load_members(args)
     settings = postprocessing_settings(args, members[0].class_names)
-    if "savedmodel" in args.export:
-        export_savedmodel(members, out / "savedmodel", settings)
-    if "tflite" in args.export:  # of a patch run: its window; the app slides it
-        if len(members) > 1:
-            raise UserError("--export tflite holds one model: export an ensemble as savedmodel")
-        member = members[0]
-        export_tflite(member.model, member.windows["patch_size"] if member.windows else member.size,
-                      out / "model_float16.tflite")  # fmt: skip
+    export_models(members, settings, args, out)
     if args.input or args.data_root:
         predict_and_score(members, settings, args, out)
 

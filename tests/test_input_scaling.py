@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import data_preparation
 import dataloader
+import deploy
 import export
 import inference
 from inference import Member
@@ -59,7 +60,7 @@ def test_every_path_gives_the_model_the_same_input(one_image, tmp_path):
     windows = {"patch_size": SIZE, "scale": 1.0, "overlap": 0.5, "batch_size": 1}
     export.export_savedmodel([Member(probe, SIZE, windows)], tmp_path / "windows", NO_POSTPROCESSING)
     export.export_tflite(probe, SIZE, tmp_path / "model.tflite")
-    lite = tf.lite.Interpreter(model_path=str(tmp_path / "model.tflite")).get_signature_runner()
+    lite = deploy.tflite_interpreter(tmp_path / "model.tflite").get_signature_runner()
     found = {
         "validation": probe(next(iter(valid))[0]).numpy()[0, ..., 0],
         "training": probe(next(iter(train))[0]).numpy()[0, ..., 0],

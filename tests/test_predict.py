@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-import tensorflow as tf
 
+import deploy
 import inference
 import predict
 import sliding_window
@@ -138,9 +138,7 @@ def test_savedmodel_loads_without_segmentation_models_and_agrees_with_keras(
 
 
 def test_tflite_masks_agree_with_keras(trained, synthetic_data, exported):
-    interpreter = tf.lite.Interpreter(model_path=str(exported / "model_float16.tflite"))
-    interpreter.allocate_tensors()
-    run = interpreter.get_signature_runner()
+    run = deploy.tflite_interpreter(exported / "model_float16.tflite").get_signature_runner()
     model, size = inference.load_model(Path(weights_of(trained)), None, None)
     agreement = []
     for path in sorted((synthetic_data / "valid" / "images").rglob("*.*"))[:6]:
