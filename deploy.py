@@ -162,7 +162,9 @@ def export_onnx(member: Member, weights: Path, data_root: Optional[Path], path: 
     write_bytes(path, proto.SerializeToString())
     print(f"ONNX model in {path}: input 'image' [N, {size}, {size}, 3] float in [0, 1], output 'probabilities'")
     images = run_images(weights, data_root, training=False, count=CHECK_IMAGES)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # not a warning a Resize node about a deprecated attribute that tf2onnx writes
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     batches = [images[start : start + 8] for start in range(0, len(images), 8)]
     onnx_probabilities = np.concatenate([session.run(None, {"image": batch})[0] for batch in batches])
     difference = float(np.abs(onnx_probabilities - member.model.predict(images, verbose=0)).max())

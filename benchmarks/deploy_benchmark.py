@@ -89,7 +89,7 @@ def callers(member, files: dict[str, Path]) -> list[tuple[str, str, Callable[[np
             cases.append((f"TFLite {precision}", str(threads), lambda x, i=interpreter: deploy.tflite_outputs(i, x)))
     for threads in (4, 1):
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads, options.log_severity_level = threads, 3
         session = onnxruntime.InferenceSession(str(files["ONNX Runtime"]), options, providers=["CPUExecutionProvider"])
         cases.append(("ONNX Runtime", str(threads), lambda x, s=session: s.run(None, {"image": x})))
     return cases
