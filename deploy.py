@@ -49,7 +49,7 @@ def run_loader_args(weights: Path, data_root: Optional[Path]) -> argparse.Namesp
     if not data_root and not saved.get("data_root"):
         raise UserError(f"no run_config.json beside {weights} names its data: give --data_root")
     args = argparse.Namespace(**{**vars(parser.parse_args([])), "folds": None, "fold": None, "classes": None, **saved})
-    args.data_root, args.mixed_precision, args.seed = str(data_root or saved["data_root"]), False, 0
+    args.data_root, args.mixed_precision, args.seed = str(data_root or saved["data_root"]), "float32", 0
     return args
 
 

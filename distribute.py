@@ -106,6 +106,17 @@ def shared_seed(strategy: tf.distribute.Strategy, seed: int) -> int:
     return int(add_up().numpy()) % 2**31
 
 
+def shared_first(strategy: tf.distribute.Strategy, index: int, count: int) -> int:
+    """The lowest of the indices (below count) that the workers of a cluster chose."""
+
+    @tf.function
+    def add_up() -> tf.Tensor:
+        chosen = strategy.run(lambda: tf.one_hot(index, count, dtype=tf.float32))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, chosen, axis=None)
+
+    return int(tf.argmax(add_up() > 0).numpy())
+
+
 def cluster_line(strategy: tf.distribute.Strategy, chief: bool) -> str:
     """'2 workers x 4 devices = 8 replicas; this is worker 1, the chief is worker 0', or '' on one machine."""
     resolver = strategy.cluster_resolver

@@ -24,6 +24,16 @@ def str2bool(value: str) -> bool:
     return answers[value.lower()]
 
 
+def precision_choice(value: str) -> str:
+    """--mixed_precision: float16, bfloat16, auto, float32, or a boolean (true: float16, false: float32)."""
+    if value.lower() in ("float16", "bfloat16", "float32", "auto"):
+        return value.lower()
+    try:
+        return "float16" if str2bool(value) else "float32"
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected float16, bfloat16, false or auto, got {value!r}") from None
+
+
 def positive_int(value: str) -> int:
     """A count that must be at least 1: batch size, epochs, workers, devices."""
     if not value.isdigit() or int(value) < 1:
@@ -202,7 +212,16 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         help="with --patch_size: the share of crops centred on a foreground pixel, the others anywhere "
         "(nnU-Net's 0.33) (default: %(default)s)",
     )
-    add_bool(parser, "--mixed_precision", True, "compute in float16 with float32 weights (mixed_float16)")
+    parser.add_argument(
+        "--mixed_precision",
+        type=precision_choice,
+        default="auto",
+        metavar="float16|bfloat16|false|auto",
+        help="the type layers compute in, with float32 weights, head, loss and metrics. float16 (or true): "
+        "mixed_float16 with loss scaling, for GPUs of compute capability 7.x; bfloat16: mixed_bfloat16, no loss "
+        "scaling, for GPUs of 8.0 or more and CPUs with AMX or AVX512-BF16; false: float32; auto: the one of those "
+        "the devices suit, a resumed run's own (default: %(default)s)",
+    )
     parser.add_argument(
         "--seed",
         type=int,

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 def to_model_input(pixels, dtype: tf.DType = tf.float32) -> tf.Tensor:
     """uint8 images (a tensor or an array, any shape) as the model takes them: pixel / 255 in float32, then in
-    dtype (float16 for a mixed-precision model's batches)."""
+    dtype (float16 or bfloat16 for a mixed-precision model's batches)."""
     return tf.cast(tf.cast(pixels, tf.float32) / 255.0, dtype)
 
 
@@ -20,9 +20,10 @@ def to_pixels(model_input) -> np.ndarray:
     return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
 
 
-def batch_dtype(mixed_precision: bool) -> tf.DType:
-    """The dtype of the input batches of a model trained with or without mixed precision."""
-    return tf.float16 if mixed_precision else tf.float32
+def batch_dtype(precision: str) -> tf.DType:
+    """The dtype of the input batches of a model trained in precision (precision.PRECISIONS; auto, as outside
+    training: float32)."""
+    return {"float16": tf.float16, "bfloat16": tf.bfloat16}.get(precision, tf.float32)
 
 
 def resize_for_model(images: tf.Tensor, size: int) -> tf.Tensor:

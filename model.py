@@ -1,9 +1,8 @@
 """The model: a segmentation_models Unet, FPN or Linknet with one float32 sigmoid output (or a float32 softmax over
 several classes), compiled with a loss and its metrics."""
 
-import contextlib
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import keras2  # noqa: F401
 
@@ -12,6 +11,7 @@ import tensorflow as tf
 
 from losses import make_loss
 from optimizers import learning_rate_schedule, make_optimizer
+from precision import precision_policy
 from scoring import class_metrics, dataset_metrics
 from utils import UserError
 
@@ -71,19 +71,6 @@ def build_model(
     return tf.keras.Model(network.input, outputs, name=f"{arch}_{backbone}")
 
 
-@contextlib.contextmanager
-def precision_policy(mixed_precision: bool) -> Iterator[None]:
-    """Layers built inside compute in float16 with float32 weights (mixed_float16), or in float32; Keras reads the
-    policy from a global when a layer is built, which is set here and restored after, so that it is never left
-    behind for other code to depend on."""
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
-    try:
-        yield
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
-
-
 def create_model(
     backbone: str = "efficientnetb4",
     encoder_weights: str = "imagenet",
@@ -94,21 +81,22 @@ def create_model(
     total_steps: int = 1,
     bn_momentum: float = 0.9,
     jit_compile: bool = False,
-    mixed_precision: bool = False,
+    precision: str = "float32",
     loss: Optional[Callable] = None,
     arch: str = "unet",
     ema: float = 0.0,
     class_names: Optional[list[str]] = None,
 ) -> tf.keras.Model:
     """build_model, compiled: the loss (default: Dice + focal, losses.py), dataset-level IoU and F1, the optimizer
-    over total_steps; with mixed_precision, float16 layers and a dynamic LossScaleOptimizer (the sigmoid stays
-    float32); ema above 0, the optimizer keeps the moving average of the weights with that decay. class_names:
-    several classes, a softmax over them, scored by scoring.class_metrics (the loss must be one for them)."""
+    over total_steps; layers computing in precision (precision.PRECISIONS), float16 with a dynamic
+    LossScaleOptimizer (the head stays float32); ema above 0, the optimizer keeps the moving average of the weights
+    with that decay. class_names: several classes, a softmax over them, scored by scoring.class_metrics (the loss
+    must be one for them)."""
     classes = len(class_names) if class_names else 1
-    with precision_policy(mixed_precision):
+    with precision_policy(precision):
         model = build_model(backbone, encoder_weights, bn_momentum, arch, classes)
     step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay, ema)
-    if mixed_precision:
+    if precision == "float16":  # bfloat16 has float32's range: its gradients do not underflow
         step = tf.keras.mixed_precision.LossScaleOptimizer(step)
     model.compile(
         optimizer=step,

@@ -318,10 +318,13 @@ def postprocessing_settings(args: argparse.Namespace, names: Optional[list[str]]
 
 
 def load_members(args: argparse.Namespace) -> list[Member]:
-    """The models of --weights, which must all have the same classes. Several classes take no --threshold:
-    UserError."""
+    """The models of --weights, which must all have the same classes. Several classes take no --threshold, an
+    ensemble no export of one model: UserError."""
     keys = ("backbone", "image_size", "patch_size", "scale", "overlap", "batch_size")
     files = weights_files(args.weights)
+    single = [kind for kind in args.export if kind != "savedmodel"]
+    if len(files) > 1 and single:
+        raise UserError(f"--export {' '.join(single)} holds one model: export an ensemble as savedmodel")
     if len(files) > 1:
         print(f"ensemble of {len(files)} models: " + ", ".join(str(f) for f in files))
     members = [load_member(f, {k: getattr(args, k) for k in keys}) for f in files]
@@ -334,15 +337,13 @@ def load_members(args: argparse.Namespace) -> list[Member]:
 
 
 def export_models(members: Sequence[Member], settings: dict, args: argparse.Namespace, out: Path) -> None:
-    """The exports --export asks for into out; those of one model refuse an ensemble. A patch run's TFLite and ONNX
-    models take its window, which the app slides."""
+    """The exports --export asks for into out (all but savedmodel of one model: load_members refuses an ensemble). A
+    patch run's TFLite and ONNX models take its window, which the app slides."""
     if "savedmodel" in args.export:
         export_savedmodel(members, out / "savedmodel", settings)
     single = [kind for kind in args.export if kind != "savedmodel"]
     if not single:
         return
-    if len(members) > 1:
-        raise UserError(f"--export {' '.join(single)} holds one model: export an ensemble as savedmodel")
     member, weights, data_root = members[0], weights_files(args.weights)[0], args.data_root and Path(args.data_root)
     if "tflite" in single:
         export_tflite(member.model, member.windows["patch_size"] if member.windows else member.size,

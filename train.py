@@ -36,7 +36,15 @@ from checkpoints import best_epoch
 from classes import read_classes
 from cross_validation import write_out_of_fold
 from data_preparation import split_csv
-from distribute import cluster_line, cluster_resolver, is_chief, make_strategy, shared_seed, weights_checksum
+from distribute import (
+    cluster_line,
+    cluster_resolver,
+    is_chief,
+    make_strategy,
+    shared_first,
+    shared_seed,
+    weights_checksum,
+)
 from flags import (
     OPTIMIZER_DEFAULTS,
     add_bool,
@@ -58,6 +66,7 @@ from losses import CLASS_LOSSES, LOSSES, make_loss
 from model import ARCHITECTURES, check_encoder, create_model
 from optimizers import learning_rate_schedule
 from pictures import plot_history
+from precision import PRECISIONS, auto_precision, cpu_flags, gpu_capabilities, saved_precision
 from utils import UserError, exit_on_user_error
 from workdir import (
     RunPaths,
@@ -310,6 +319,24 @@ def fold_choice(value: str):
     return value if value == "all" else int(value)
 
 
+def choose_precision(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> str:
+    """The precision to train in, said in one line with why: --mixed_precision, or for auto a resumed run's or the
+    one these devices suit (in a cluster, the first of PRECISIONS that any worker's devices chose)."""
+    suited, why = auto_precision(gpu_capabilities(), cpu_flags())
+    if strategy.cluster_resolver is not None:
+        common = PRECISIONS[shared_first(strategy, PRECISIONS.index(suited), len(PRECISIONS))]
+        suited, why = common, why if common == suited else f"{why}, but another worker's devices suit {common}"
+    if args.mixed_precision != "auto":
+        chosen = args.mixed_precision
+        why = "as asked" + ("" if chosen == suited else f"; auto would take {suited} here: {why}")
+    elif resumed:
+        chosen, why = saved_precision(resumed["args"].get("mixed_precision", True)), "auto: the resumed run's"
+    else:
+        chosen, why = suited, f"auto: {why}"
+    print(f"computing in {chosen} ({why})")
+    return chosen
+
+
 def set_seed(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> None:
     """--seed, or the interrupted run's, or one drawn (the same on every worker) and then recorded in
     run_config.json, so that the run can be repeated."""
@@ -369,7 +396,7 @@ def build_model(args: argparse.Namespace, strategy: tf.distribute.Strategy, step
             total_steps=args.epochs * steps,
             bn_momentum=args.bn_momentum,
             jit_compile=args.jit_compile,
-            mixed_precision=args.mixed_precision,
+            precision=args.mixed_precision,
             loss=make_loss(args.loss, args.tversky_alpha, args.tversky_beta, args.classes),
             arch=args.arch,
             ema=args.ema,
@@ -427,7 +454,7 @@ def fit(
     except (tf.errors.ResourceExhaustedError, MemoryError) as error:
         raise UserError(
             f"out of memory while training ({type(error).__name__}): lower --batch_size or --image_size"
-            + ("" if args.mixed_precision else ", or train with --mixed_precision True on a GPU")
+            + ("" if args.mixed_precision != "float32" else ", or train with --mixed_precision auto on a GPU")
             + "; finished epochs are kept, --resume continues"
         ) from error
     except tf.errors.OpError as error:
@@ -472,8 +499,7 @@ def train_model(
     replicas = strategy.num_replicas_in_sync
     if args.batch_size % replicas:
         raise UserError(f"--batch_size {args.batch_size} does not split evenly over {replicas} devices")
-    if args.mixed_precision and not tf.config.list_logical_devices("GPU"):
-        print("warning: mixed precision on the CPU is slow; --mixed_precision False is faster there", file=sys.stderr)
+    args.mixed_precision = choose_precision(args, resumed, strategy)
     set_seed(args, resumed, strategy)
     train_batches, n_train, valid_batches, n_valid = build_datasets(args, strategy)
     steps = steps_per_epoch(args, n_train, resumed)

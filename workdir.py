@@ -21,6 +21,7 @@ import keras2  # noqa: F401
 import tensorflow as tf
 
 import checkpoints
+from precision import saved_precision
 from utils import UserError, write_text
 
 LOCK_FILE = "run.lock"  # in WORK/tensorflow/: who holds the folder, while a run is under way
@@ -134,9 +135,11 @@ def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
     # a run from before a setting existed took its default
     changed = [
         k
-        for k in ("arch", "backbone", "image_size", "mixed_precision", "patch_size", "scale", "folds", "ema", "classes")
+        for k in ("arch", "backbone", "image_size", "patch_size", "scale", "folds", "ema", "classes")
         if saved.get(k, getattr(args, k)) != getattr(args, k)
     ]
+    if args.mixed_precision != "auto" and saved_precision(saved.get("mixed_precision", True)) != args.mixed_precision:
+        changed.append("mixed_precision")  # auto takes the run's
     if changed:
         raise UserError(f"--resume with other {', '.join(changed)} than the run in {paths.root}: {saved}")
     return config

@@ -22,8 +22,8 @@ from scoring import ratios
 KINDS = {"binary": [], "two_classes": ["--classes", "2"]}
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(doc: str = __doc__) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--nails", required=True, type=Path, help="the nails folder (images/, labels/); only read")
     parser.add_argument("--work", required=True, type=Path, help="folder for the data copies, runs and scores")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="(default: %(default)s)")
@@ -40,15 +40,16 @@ def prepare(nails: Path, data: Path, flags: list[str]) -> None:
         print(run([sys.executable, "data_preparation.py", "--data_root", str(data), *flags]))
 
 
-def nail_iou(kind: str, seed: int, data: Path, args: argparse.Namespace) -> float:
-    """The best weights' micro IoU of the nail on the valid photos, training the run first if needed."""
+def nail_iou(kind: str, seed: int, data: Path, args: argparse.Namespace, *flags: str) -> float:
+    """The best weights' micro IoU of the nail on the valid photos, training the run first if needed (in float32,
+    unless flags say otherwise)."""
     folder = args.work / kind / f"seed{seed}"
     scores = folder / "scores" / "metrics.csv"
     if not scores.exists():
         run([sys.executable, "train.py", "--data_root", str(data), "--work_dir", str(folder), "--device", "cpu",
              "--backbone", args.backbone, "--image_size", str(args.size), "--batch_size", "8", "--encoder_weights",
              "none", "--mixed_precision", "False", "--epochs", str(args.epochs), "--steps_per_epoch",
-             str(args.steps_per_epoch), "--seed", str(seed), "--overwrite"])  # fmt: skip
+             str(args.steps_per_epoch), "--seed", str(seed), "--overwrite", *flags])  # fmt: skip
         weights = folder / "tensorflow" / "weights" / f"best-weight_{args.backbone}.h5"
         run([sys.executable, "predict.py", "--weights", str(weights), "--data_root", str(data), "--split", "valid",
              "--output", str(folder / "scores")])  # fmt: skip

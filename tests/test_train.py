@@ -20,6 +20,7 @@ import model
 import optimizers
 import train
 import workdir
+from input_scaling import batch_dtype
 from train import train_args
 
 
@@ -55,13 +56,21 @@ def test_reloaded_best_weights_predict(trained, synthetic_data):
     assert scored["loss"] == pytest.approx(best.val_loss, rel=1e-3) and scored["iou"] == pytest.approx(best.val_iou)
 
 
-def test_mixed_precision_gives_float32_output_loss_scaling_and_finite_loss(synthetic_data):
-    net = model.create_model("resnet18", "none", mixed_precision=True)
-    assert net.output.dtype == tf.float32 and net.layers[2].compute_dtype == "float16"
-    assert isinstance(net.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_gives_float32_output_and_finite_float32_loss(synthetic_data, precision):
+    """float16 scales the loss against underflow; bfloat16 has float32's range and does not."""
+    net = model.create_model("resnet18", "none", precision=precision)
+    assert net.output.dtype == tf.float32 and net.layers[2].compute_dtype == precision
+    assert all(weight.dtype == tf.float32 for weight in net.weights)
+    scaled = isinstance(net.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert scaled == (precision == "float16")
     assert tf.keras.mixed_precision.global_policy().name == "float32"  # set for the build only, then restored
     csv = synthetic_data / "csv_file" / "train.csv"
-    batches, _ = dataloader.build_dataset([csv], 32, 2, training=True, dtype=tf.float16)  # float16 is slow on CPUs
+    batches, _ = dataloader.build_dataset([csv], 32, 2, training=True, dtype=batch_dtype(precision))
+    images, masks = next(iter(batches))
+    assert images.dtype == masks.dtype == batch_dtype(precision)
+    loss = net.compute_loss(images, masks, net(images, training=True))
+    assert loss.dtype == tf.float32
     history = net.fit(batches, steps_per_epoch=1, epochs=1, verbose=0)
     assert math.isfinite(history.history["loss"][0])
 
@@ -137,7 +146,16 @@ def test_negative_weight_decay_is_refused(capsys):
 
 @pytest.mark.parametrize("text, value", [("False", False), ("0", False), ("no", False), ("True", True), ("1", True)])
 def test_booleans_parse_as_written(text, value):
-    assert train_args(["--data_root", "d", "--mixed_precision", text]).mixed_precision is value
+    assert train_args(["--data_root", "d", "--augment", "none", "--resize_first", text]).resize_first is value
+
+
+@pytest.mark.parametrize(
+    "text, precision",
+    [("True", "float16"), ("1", "float16"), ("False", "float32"), ("no", "float32"), ("BFloat16", "bfloat16")],
+)
+def test_mixed_precision_takes_a_type_or_a_boolean(text, precision):
+    assert train_args(["--data_root", "d", "--mixed_precision", text]).mixed_precision == precision
+    assert train_args(["--data_root", "d"]).mixed_precision == "auto"
 
 
 def test_bare_boolean_flags_mean_true():
