@@ -219,8 +219,9 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         metavar="float16|bfloat16|false|auto",
         help="the type layers compute in, with float32 weights, head, loss and metrics. float16 (or true): "
         "mixed_float16 with loss scaling, for GPUs of compute capability 7.x; bfloat16: mixed_bfloat16, no loss "
-        "scaling, for GPUs of 8.0 or more and CPUs with AMX or AVX512-BF16; false: float32; auto: the one of those "
-        "the devices suit, a resumed run's own (default: %(default)s)",
+        "scaling, for GPUs of 8.0 or more and CPUs with AMX or AVX512-BF16 (not for EfficientNets and MobileNets, "
+        "slower in it there); false: float32; auto: the one of those the devices and backbone suit, a resumed run's "
+        "own (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",

@@ -322,7 +322,7 @@ def fold_choice(value: str):
 def choose_precision(args: argparse.Namespace, resumed: Optional[dict], strategy: tf.distribute.Strategy) -> str:
     """The precision to train in, said in one line with why: --mixed_precision, or for auto a resumed run's or the
     one these devices suit (in a cluster, the first of PRECISIONS that any worker's devices chose)."""
-    suited, why = auto_precision(gpu_capabilities(), cpu_flags())
+    suited, why = auto_precision(gpu_capabilities(), cpu_flags(), args.backbone)
     if strategy.cluster_resolver is not None:
         common = PRECISIONS[shared_first(strategy, PRECISIONS.index(suited), len(PRECISIONS))]
         suited, why = common, why if common == suited else f"{why}, but another worker's devices suit {common}"

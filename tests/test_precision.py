@@ -1,5 +1,5 @@
-"""--mixed_precision: auto's choice on each kind of hardware (the queries mocked), and a bfloat16 run on two devices
-that resumes, refuses another precision and exports float32 weights."""
+"""--mixed_precision: auto's choice on each kind of hardware and backbone (the queries mocked), and a bfloat16 run on
+two devices that resumes, refuses another precision and exports float32 weights."""
 
 import json
 from argparse import Namespace
@@ -18,20 +18,22 @@ from precision import auto_precision
 
 
 @pytest.mark.parametrize(
-    "capabilities, flags, precision",
+    "capabilities, flags, backbone, precision",
     [
-        ([(8, 0)], set(), "bfloat16"),
-        ([(9, 0), (8, 6)], set(), "bfloat16"),
-        ([(7, 5)], {"amx_bf16"}, "float16"),  # training on the GPUs: the CPU does not count
-        ([(8, 6), (7, 0)], set(), "float16"),  # the slowest GPU decides
-        ([(6, 1)], set(), "float32"),
-        ([], {"avx512f", "amx_bf16", "amx_tile"}, "bfloat16"),
-        ([], {"avx512_bf16"}, "bfloat16"),
-        ([], {"avx2", "avx512f"}, "float32"),
+        ([(8, 0)], set(), "efficientnetb4", "bfloat16"),
+        ([(9, 0), (8, 6)], set(), "resnet18", "bfloat16"),
+        ([(7, 5)], {"amx_bf16"}, "resnet18", "float16"),  # training on the GPUs: the CPU does not count
+        ([(8, 6), (7, 0)], set(), "resnet18", "float16"),  # the slowest GPU decides
+        ([(6, 1)], set(), "resnet18", "float32"),
+        ([], {"avx512f", "amx_bf16", "amx_tile"}, "resnet18", "bfloat16"),
+        ([], {"avx512_bf16"}, "resnet34", "bfloat16"),
+        ([], {"amx_bf16", "avx512_bf16"}, "efficientnetb4", "float32"),  # slower in bfloat16 on such a CPU
+        ([], {"amx_bf16"}, "mobilenetv2", "float32"),
+        ([], {"avx2", "avx512f"}, "resnet18", "float32"),
     ],
 )
-def test_auto_chooses_by_the_gpus_or_else_the_cpu(capabilities, flags, precision):
-    assert auto_precision(capabilities, flags)[0] == precision
+def test_auto_chooses_by_the_gpus_or_else_the_cpu_and_backbone(capabilities, flags, backbone, precision):
+    assert auto_precision(capabilities, flags, backbone)[0] == precision
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,7 @@ def test_auto_chooses_by_the_gpus_or_else_the_cpu(capabilities, flags, precision
 def test_the_start_line_says_which_precision_and_why(monkeypatch, capsys, asked, resumed, precision, says):
     monkeypatch.setattr(train, "gpu_capabilities", lambda: [])
     monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "amx_bf16"})
-    args = Namespace(mixed_precision=asked)
+    args = Namespace(mixed_precision=asked, backbone="resnet18")
     assert train.choose_precision(args, resumed, tf.distribute.get_strategy()) == precision
     assert says in capsys.readouterr().out
 
