@@ -2,14 +2,18 @@
 two devices that resumes, refuses another precision and exports float32 weights."""
 
 import json
+import os
+import subprocess
+import sys
 from argparse import Namespace
+from pathlib import Path
 
 import cv2
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_training
+from conftest import REPO, SMALL, run_training
 from test_predict import keras_probabilities
 
 import predict
@@ -52,9 +56,20 @@ def test_the_start_line_says_which_precision_and_why(monkeypatch, capsys, asked,
     assert says in capsys.readouterr().out
 
 
+def train_py(data_root: Path, work_dir: Path, *flags: str) -> str:
+    """train.py with the small model in a process of its own (logical devices are set once a process), its output."""
+    command = [sys.executable, str(REPO / "train.py"), "--data_root", str(data_root), "--work_dir", str(work_dir),
+               *SMALL, *flags]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 def test_a_bfloat16_run_on_two_devices_resumes_refuses_float32_and_exports(synthetic_data, tmp_path, capsys):
     work = tmp_path / "work"
-    run_training(synthetic_data, work, "--mixed_precision", "bfloat16", "--cpu_devices", "2", "--epochs", "1")
+    train_py(synthetic_data, work, "--mixed_precision", "bfloat16", "--cpu_devices", "2", "--epochs", "1")
     config = json.loads((work / "tensorflow" / "run_config.json").read_text())["args"]
     assert config["mixed_precision"] == "bfloat16"
     weights = work / "tensorflow" / "weights" / "best-weight_resnet18.h5"
@@ -63,8 +78,10 @@ def test_a_bfloat16_run_on_two_devices_resumes_refuses_float32_and_exports(synth
         saved.visititems(lambda _, item: dtypes.add(item.dtype) if isinstance(item, h5py.Dataset) else None)
     assert dtypes == {np.dtype("float32")}
 
-    run_training(synthetic_data, work, "--cpu_devices", "2", "--epochs", "2", "--resume", "--mixed_precision", "auto")
-    assert "computing in bfloat16 (auto: the resumed run's)" in capsys.readouterr().out
+    resumed = train_py(
+        synthetic_data, work, "--cpu_devices", "2", "--epochs", "2", "--resume", "--mixed_precision", "auto"
+    )
+    assert "computing in bfloat16 (auto: the resumed run's)" in resumed
     assert len((work / "tensorflow" / "logs" / "history.csv").read_text().strip().splitlines()) == 1 + 2
     with pytest.raises(SystemExit) as exit_info:
         run_training(synthetic_data, work, "--epochs", "3", "--resume", "--mixed_precision", "false")
