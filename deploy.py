@@ -19,7 +19,7 @@ from data_preparation import split_csv
 from export import convert_tflite
 from flags import add_loader_args
 from folds import run_splits
-from inference import Member, run_config
+from inference import Member, input_side, run_config
 from utils import UserError, write_bytes
 
 AGREEMENT_WARNING = 0.95  # INT8 masks agreeing less with the Keras model's than this get a warning
@@ -115,7 +115,7 @@ def export_tflite_int8(
 ) -> float:
     """A full-integer TFLite model at path (uint8 image in, uint8 probabilities out), calibrated on count augmented
     training images of the run; returns its masks' agreement with the Keras model on the run's valid images."""
-    size = member.windows["patch_size"] if member.windows else member.size
+    size = input_side(member)
     calibration = run_images(weights, data_root, training=True, count=count)
     content = convert_tflite(member.model, size, "int8", lambda: calibration_batches(calibration))
     write_bytes(path, content)
@@ -155,7 +155,7 @@ def export_onnx(member: Member, weights: Path, data_root: Optional[Path], path: 
     """An ONNX model at path (float images in [0, 1], N x S x S x 3, in; probabilities out), converted by tf2onnx;
     returns the largest difference of ONNX Runtime's probabilities from the Keras model's on the run's valid images."""
     tf2onnx, onnxruntime = onnx_tools()
-    size = member.windows["patch_size"] if member.windows else member.size
+    size = input_side(member)
     spec = [tf.TensorSpec([None, size, size, 3], tf.float32, name="image")]
     infer = tf.function(lambda image: {"probabilities": member.model(image, training=False)}, input_signature=spec)
     proto, _ = tf2onnx.convert.from_function(infer, input_signature=spec, opset=ONNX_OPSET)

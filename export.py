@@ -66,7 +66,7 @@ def convert_tflite(
     model: tf.keras.Model, size: int, precision: str, representative_dataset: Optional[Callable] = None
 ) -> bytes:
     """A TFLite model of one float image in [0, 1] of size x size in, its probabilities out; its weights in precision
-    (TFLITE_PRECISIONS). int8 is full-integer: a uint8 image in and uint8 probabilities out, every operation in
+    (float32, float16 or int8). int8 is full-integer: a uint8 image in and uint8 probabilities out, every operation in
     integers, calibrated on representative_dataset."""
 
     @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])

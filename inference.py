@@ -35,6 +35,11 @@ class Member(NamedTuple):
     class_names: Optional[list[str]] = None
 
 
+def input_side(member: Member) -> int:
+    """The side of the square input a member's model takes: its image size, or a patch run's window."""
+    return member.windows["patch_size"] if member.windows else member.size
+
+
 def run_config(weights: Path) -> dict:
     """The arguments of the run that wrote the weights: run_config.json beside them or a folder up."""
     for folder in (weights.parent, weights.parent.parent):

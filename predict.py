@@ -32,7 +32,7 @@ from deploy import export_onnx, export_tflite_int8
 from export import export_savedmodel, export_tflite
 from flags import add_tta, fraction_below_one, image_size, positive_int, scale_factor
 from images import LOSSY_EXTENSIONS, read_image, to_binary_mask
-from inference import Member, ensemble_probabilities, load_member, weights_files
+from inference import Member, ensemble_probabilities, input_side, load_member, weights_files
 from pictures import COMPARISON_ROWS, legend, overlay, plot_history, save_comparison, save_picture
 from postprocessing import NO_POSTPROCESSING, postprocess, postprocess_labels
 from scoring import image_rows, print_table
@@ -346,8 +346,7 @@ def export_models(members: Sequence[Member], settings: dict, args: argparse.Name
         return
     member, weights, data_root = members[0], weights_files(args.weights)[0], args.data_root and Path(args.data_root)
     if "tflite" in single:
-        export_tflite(member.model, member.windows["patch_size"] if member.windows else member.size,
-                      out / "model_float16.tflite")  # fmt: skip
+        export_tflite(member.model, input_side(member), out / "model_float16.tflite")
     if "tflite_int8" in single:
         threshold = settings["threshold"] if not member.class_names else 0.5
         export_tflite_int8(member, weights, data_root, args.calibration_images, threshold, out / "model_int8.tflite")
