@@ -1,0 +1,296 @@
+"""train.py's flags, checked, and its main(): a stop by signal or a lost worker said in one line with the
+command that resumes the run."""
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from segtf.cli.flags import (
+    OPTIMIZER_DEFAULTS,
+    add_bool,
+    add_data_root,
+    add_loader_args,
+    add_tta,
+    check_loader_args,
+    defaults_by_optimizer,
+    device_list,
+    fraction_below_one,
+    non_negative_float,
+    optimizer_settings,
+    positive_int,
+    share,
+)
+from segtf.dataset.classes import read_classes
+from segtf.errors import exit_on_user_error
+from segtf.modeling.losses import LOSSES
+from segtf.modeling.network import ARCHITECTURES
+from segtf.training import checkpoints
+from segtf.training.run import MIN_STEPS_PER_EPOCH, train_runs
+
+import tensorflow as tf
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("devices: where the run trains")
+    group.add_argument(
+        "--device",
+        type=device_list,
+        nargs="+",
+        help="GPU indices to train on, as nvidia-smi numbers them (several: MirroredStrategy over them), "
+        "or cpu (default: every visible GPU, or the CPU where there is none)",
+    )
+    group.add_argument(
+        "--cpu_devices",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --device cpu: split the CPU into N logical devices and train on them with MirroredStrategy, "
+        "to check multi-device training without GPUs (default: %(default)s)",
+    )
+    group.add_argument(
+        "--cluster",
+        default="tf_config",
+        choices=["tf_config", "slurm"],
+        help="how the machines of a multi-machine run find each other: tf_config reads the TF_CONFIG environment "
+        "variable (one machine when it is not set), slurm the variables srun sets; each machine then trains on "
+        "its --device with MultiWorkerMirroredStrategy (default: %(default)s)",
+    )
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--classes",
+        type=positive_int,
+        metavar="K",
+        help="classes including the background, as data_preparation.py --classes prepared DATA: 1, a sigmoid for "
+        "binary masks; 2 or more, a softmax over them (default: DATA's, from DATA/csv_file/classes.json)",
+    )
+    group.add_argument(
+        "--arch",
+        default="unet",
+        choices=list(ARCHITECTURES),
+        help="segmentation_models' decoder: unet (skip connections at every scale), fpn (a feature pyramid, "
+        "predicting at 1/4 scale) or linknet (a light Unet that adds instead of concatenating) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--backbone",
+        default="efficientnetb4",
+        help="encoder: any segmentation_models backbone, e.g. efficientnetb0-b7, resnet18-152, mobilenetv2 "
+        "(default: %(default)s)",
+    )
+    group.add_argument(
+        "--encoder_weights",
+        default="imagenet",
+        metavar="imagenet|none|PATH",
+        help="encoder start: imagenet (downloaded, needs internet), none (from scratch), or a local .h5 file of "
+        "the encoder's weights (default: %(default)s)",
+    )
+    group.add_argument(
+        "--init_weights",
+        metavar="H5",
+        help="start from these weights of another run (best-weight_*.h5 or last-weight_*.h5 of the same --arch and "
+        "--backbone), to fine-tune on new data; the optimizer starts afresh (default: --encoder_weights only)",
+    )
+    group.add_argument(
+        "--bn_momentum",
+        type=fraction_below_one,
+        default=0.9,
+        help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
+        "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
+    )
+    group.add_argument(
+        "--loss",
+        default="dice_focal",
+        choices=LOSSES,
+        help="dice_focal: Dice + focal; dice_bce: Dice + cross-entropy (nnU-Net's); bce; focal; lovasz: the Lovasz "
+        "hinge, a surrogate of the IoU; tversky: weighs misses by --tversky_beta and false alarms by --tversky_alpha, "
+        "for thin or small structures where recall matters (default: %(default)s)",
+    )
+    group.add_argument(
+        "--tversky_alpha", type=share, default=0.3, help="with --loss tversky (0 to 1; default: %(default)s)"
+    )
+    group.add_argument(
+        "--tversky_beta", type=share, default=0.7, help="with --loss tversky (0 to 1; default: %(default)s)"
+    )
+    add_bool(
+        group,
+        "--jit_compile",
+        False,
+        "compile the training step with XLA (meant for GPUs; on the CPU it failed to compile an efficientnetb0 Unet)",
+    )
+
+
+def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("steps and optimizer")
+    group.add_argument(
+        "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"
+    )
+    group.add_argument(
+        "--steps_per_epoch",
+        type=positive_int,
+        metavar="N",
+        help=f"training steps between two validations (default: one pass over the training set, "
+        f"but at least {MIN_STEPS_PER_EPOCH})",
+    )
+    group.add_argument(
+        "--optimizer",
+        default="adamw",
+        choices=list(OPTIMIZER_DEFAULTS),
+        help="adamw and adam (Keras), radam (RectifiedAdam, the original blog repository's optimizer, in this "
+        "project's own implementation: optimizers.py), or sgd with Nesterov momentum 0.99 (default: %(default)s)",
+    )
+    group.add_argument(
+        "--learning_rate",
+        type=non_negative_float,
+        help=f"peak learning rate (default: {defaults_by_optimizer('learning_rate')})",
+    )
+    group.add_argument(
+        "--weight_decay",
+        type=non_negative_float,
+        help="decoupled weight decay: each step shrinks every weight by learning_rate x this; 0 turns it off "
+        f"(default: {defaults_by_optimizer('weight_decay')})",
+    )
+    group.add_argument(
+        "--lr_schedule",
+        default="cosine",
+        choices=["constant", "cosine", "plateau"],
+        help="cosine: a linear warm-up over the first 5%% of the steps, then a cosine decay to 0 at the last; "
+        "plateau: halve the learning rate when --monitor has not improved for 5 epochs (default: %(default)s)",
+    )
+    group.add_argument(
+        "--ema",
+        type=fraction_below_one,
+        default=0.0,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights, each step average = DECAY x average + (1 - DECAY) x "
+        "weights, and validate, save and export it; it averages about the last 1 / (1 - DECAY) steps, so choose "
+        "DECAY with that well below the run's steps (0.99: 100 steps; 0.999: 1,000) (default: 0, off)",
+    )
+    group.add_argument(
+        "--monitor",
+        default="val_iou",
+        choices=["val_iou", "val_loss"],
+        help="what chooses the best weights, the plateau schedule and --patience: the validation set's IoU "
+        "(from its pixels, highest) or the validation loss (lowest) (default: %(default)s)",
+    )
+    group.add_argument(
+        "--patience",
+        type=positive_int,
+        metavar="N",
+        help="stop when --monitor has not improved for N epochs (default: off)",
+    )
+
+
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("the run: logs, validation, resuming")
+    group.add_argument(
+        "--log",
+        default="none",
+        choices=["none", "tensorboard", "wandb"],
+        help="where to log metrics: tensorboard writes WORK/tensorflow/logs/tensorboard/<time>/ with "
+        "validation pictures, wandb honours WANDB_MODE=offline (default: %(default)s)",
+    )
+    group.add_argument(
+        "--wandb_project", default="segmentation", help="Weights & Biases project (default: %(default)s)"
+    )
+    add_tta(group, "with --patch_size, in validation: ")
+    add_bool(group, "--resume", False, "continue the interrupted run in WORK at the epoch where it stopped")
+    add_bool(group, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
+
+
+def add_fold_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("cross-validation: folds of the training pairs (valid.csv stays untouched)")
+    group.add_argument(
+        "--folds",
+        type=positive_int,
+        metavar="N",
+        help="split the training pairs into N folds (DATA/csv_file/folds<N>.csv) and train one model a fold, "
+        "validated on its fold, into WORK/fold_<K>/; then predict.py --cv WORK reports (default: off)",
+    )
+    group.add_argument(
+        "--fold",
+        type=fold_choice,
+        default="all",
+        metavar="K|all",
+        help="with --folds: train fold K (0 to N-1), or every fold one after the other; several folds at once: "
+        "one command a fold, each on its own --device (default: %(default)s)",
+    )
+
+
+def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
+        "WORK/tensorflow/."
+    )
+    add_data_root(parser)
+    parser.add_argument("--work_dir", default="work", metavar="WORK", help="output folder (default: %(default)s)")
+    add_loader_args(parser)
+    for add in (add_device_args, add_model_args, add_optimizer_args, add_run_args, add_fold_args):
+        add(parser)
+    args = parser.parse_args(argv)
+    check_loader_args(parser, args)
+    if args.device and "cpu" in args.device and len(args.device) > 1:
+        parser.error("--device takes GPU indices or cpu, not both")
+    if args.device and len(set(args.device)) < len(args.device):
+        parser.error("--device lists a GPU twice")
+    if args.cpu_devices > 1 and args.device != ["cpu"]:
+        parser.error("--cpu_devices above 1 needs --device cpu")
+    if args.resume and args.overwrite:
+        parser.error("--resume and --overwrite exclude each other")
+    if args.learning_rate == 0:
+        parser.error("--learning_rate must be above 0")
+    if args.tta != "none" and not args.patch_size:
+        parser.error("--tta flip applies to the sliding-window validation of --patch_size")
+    if args.patch_size and args.monitor == "val_loss":
+        parser.error("--patch_size validates whole images by sliding windows, which give no loss: --monitor val_iou")
+    if args.init_weights and not Path(args.init_weights).is_file():
+        parser.error(f"--init_weights {args.init_weights}: no such file")
+    if args.folds == 1:
+        parser.error("--folds must be at least 2")
+    if args.fold != "all" and not args.folds:
+        parser.error("--fold needs --folds")
+    if args.folds and args.fold != "all" and args.fold >= args.folds:
+        parser.error(f"--fold must be from 0 to {args.folds - 1} with --folds {args.folds}, or all")
+    args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
+    args.class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
+    args.classes = args.classes or (len(args.class_names) if args.class_names else 1)
+    return args
+
+
+def fold_choice(value: str):
+    """--fold: a fold number from 0, or all."""
+    if value != "all" and not value.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a fold number from 0, or all, got {value}")
+    return value if value == "all" else int(value)
+
+
+def resume_command() -> str:
+    argv = [a for a in sys.argv if a not in ("--resume", "--overwrite")]
+    return " ".join(shlex.quote(a) for a in ["python", *argv, "--resume"])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = train_args(argv)
+    try:
+        with exit_on_user_error():
+            train_runs(args)
+    except checkpoints.StopRequested as stop:
+        print(f"{stop}; continue with: {resume_command()}", file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: {resume_command()}", file=sys.stderr)
+        sys.exit(130)
+    except tf.errors.UnavailableError:
+        print(
+            "error: lost contact with another worker of the cluster, which stopped or cannot be reached; the "
+            f"chief's finished epochs are kept: start every worker again with: {resume_command()}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Predicting a folder of images or a prepared split: masks and overlays written into OUT, scored where the true
+masks are known, with a table and a comparison picture."""
+
+import argparse
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from segtf.dataset import pipeline
+from segtf.dataset.classes import IGNORED
+from segtf.dataset.images import LOSSY_EXTENSIONS, read_image, to_binary_mask
+from segtf.dataset.layout import PNG_FOLDER, split_csv
+from segtf.dataset.preparation import list_by_stem
+from segtf.errors import UserError
+from segtf.evaluation.pictures import COMPARISON_ROWS, legend, overlay, save_comparison, save_picture
+from segtf.evaluation.scoring import image_rows, print_table
+from segtf.files import write_image
+from segtf.inference.postprocessing import postprocess, postprocess_labels
+from segtf.inference.predictor import Member, ensemble_probabilities
+
+import numpy as np
+import pandas as pd
+
+
+def true_masks_by_image(rels: Sequence[Path], masks_dir: Path) -> list[Optional[Path]]:
+    """The mask in masks_dir with each image's relative path and stem, or None."""
+    if not masks_dir.is_dir():
+        raise UserError(f"--masks {masks_dir} is not a folder")
+    masks, _ = list_by_stem(masks_dir)
+    return [masks.get(rel.with_suffix("").as_posix(), [None])[0] for rel in rels]
+
+
+def split_images(data_root: Path, split: str) -> tuple[list[Path], list[Path], list[Path]]:
+    """(images, relative names, masks) of a prepared split."""
+    table = pipeline.read_samples(split_csv(data_root, split))
+    images = [Path(p) for p in table.image]
+    return images, [p.relative_to(data_root / PNG_FOLDER) for p in images], [Path(p) for p in table["mask"]]
+
+
+def input_images(input_path: Path, left_out: list) -> tuple[list[Path], list[Path]]:
+    """(images, names relative to the input folder) of an image, or of every image below a folder.
+    Images sharing a name stem would write the same mask: they go to left_out."""
+    if input_path.is_file():
+        return [input_path], [Path(input_path.name)]
+    if not input_path.is_dir():
+        raise UserError(f"--input {input_path} does not exist")
+    by_stem, _ = list_by_stem(input_path)
+    for paths in by_stem.values():
+        if len(paths) > 1:
+            left_out += [f"{p}: several images share this name stem" for p in paths]
+    images = [paths[0] for paths in by_stem.values() if len(paths) == 1]
+    if not images:
+        raise UserError(f"no image in {input_path}")
+    return images, [p.relative_to(input_path) for p in images]
+
+
+def mask_of(
+    photo: np.ndarray, probability: np.ndarray, settings: dict, names: Optional[list[str]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mask, its PNG pixels, the overlay): one class, the probabilities post-processed by settings (0 and 255);
+    several, the most probable class of each pixel (its index) post-processed by settings, the overlay with a legend."""
+    if names:
+        labels = postprocess_labels(probability.argmax(-1), settings, names)
+        return labels, labels, legend(overlay(photo, labels, len(names)), names)
+    mask = postprocess(probability, settings).numpy()
+    return mask, mask.astype(np.uint8) * 255, overlay(photo, mask)
+
+
+def predict_and_write(
+    members: Sequence[Member], settings: dict, images: list, rels: list, out: Path, args: argparse.Namespace,
+    errors: dict,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # fmt: skip
+    """Write each image's mask (mask_of) and overlay into out; yield (index, photo, mask) for scoring."""
+    for index, photo, probability in ensemble_probabilities(members, images, args.batch_size, args.tta, errors):
+        mask, pixels, drawn = mask_of(photo, probability, settings, members[0].class_names)
+        write_image(out / "masks" / rels[index].with_suffix(".png"), pixels)
+        save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), drawn)
+        yield index, photo, mask
+
+
+def read_true_mask(path: Path, shape: tuple, names: Optional[list[str]]) -> np.ndarray:
+    """A true mask of the given shape: booleans, or with several classes a label mask as data_preparation.py writes
+    them (class indices, and IGNORED); ValueError saying why it cannot be used."""
+    if names:
+        true = read_image(path)
+        if true.ndim != 2 or not np.isin(true, [*range(len(names)), IGNORED]).all():
+            raise ValueError(f"is not a label mask of {len(names)} classes (data_preparation.py --classes writes them)")
+    else:
+        true = to_binary_mask(read_image(path), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
+    if true.shape != shape:
+        raise ValueError(f"true mask {true.shape[::-1]} is not the image's size {shape[::-1]}")
+    return true
+
+
+def score_predictions(
+    predictions: Iterator, rels: list, truths: list, left_out: list, names: Optional[list[str]]
+) -> tuple[list, list]:
+    """Rows of scores for each prediction whose true mask is known (one, or one a class), and the first
+    COMPARISON_ROWS (photo, true, predicted) samples to draw. True masks that cannot be used go to left_out."""
+    rows, samples = [], []
+    for index, photo, mask in predictions:
+        if truths[index] is None:
+            continue
+        try:
+            true = read_true_mask(truths[index], mask.shape, names)
+        except (ValueError, OSError) as error:
+            left_out.append(f"{truths[index]}: {error}")
+            continue
+        name = rels[index].as_posix()
+        rows += image_rows(name, mask, true, names)
+        if len(samples) < COMPARISON_ROWS:
+            samples.append((photo, true, mask))
+    return rows, samples
+
+
+def report(
+    out: Path, written: int, rows: list, samples: list, left_out: list, comparison: Path, names: Optional[list[str]]
+) -> None:
+    """Say where the masks are; write, print and draw the scores; name the files left out."""
+    print(f"{written} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
+    if rows:
+        table = pd.DataFrame(rows)
+        table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
+        print_table(table, names)
+        save_comparison(samples, comparison, len(names) if names else 1)
+        print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
+    if left_out:
+        print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
+
+
+def predict_and_score(members: Sequence[Member], settings: dict, args: argparse.Namespace, out: Path) -> None:
+    """Masks for --input or for a --data_root split, scored where the true masks are known."""
+    left_out = []
+    if args.data_root:
+        images, rels, truths = split_images(Path(args.data_root), args.split)
+    else:
+        images, rels = input_images(Path(args.input), left_out)
+        truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
+    errors, names = {}, members[0].class_names
+    predictions = predict_and_write(members, settings, images, rels, out, args, errors)
+    rows, samples = score_predictions(predictions, rels, truths, left_out, names)
+    left_out += [f"{images[index]}: {error}" for index, error in sorted(errors.items())]
+    comparison = Path(args.comparison or out / "comparison.png")
+    report(out, len(images) - len(errors), rows, samples, left_out, comparison, names)

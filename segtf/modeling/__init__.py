@@ -1,0 +1,1 @@
+"""The model: the network, its losses, metrics, optimizers, weight averages and precision."""

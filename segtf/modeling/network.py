@@ -1,0 +1,105 @@
+"""The model: a segmentation_models Unet, FPN or Linknet with one float32 sigmoid output (or a float32 softmax over
+several classes), compiled with a loss and its metrics."""
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from segtf.errors import UserError
+from segtf.modeling.losses import make_loss
+from segtf.modeling.metrics import class_metrics, dataset_metrics
+from segtf.modeling.optimizers import learning_rate_schedule, make_optimizer
+from segtf.modeling.precision import precision_policy
+
+import segmentation_models as sm
+import tensorflow as tf
+
+
+def check_encoder(backbone: str, encoder_weights: str) -> None:
+    """UserError for a backbone segmentation_models does not have, or weights that are not a file."""
+    if backbone not in sm.get_available_backbone_names():
+        raise UserError(
+            f"--backbone {backbone} is not one of segmentation_models': {', '.join(sm.get_available_backbone_names())}"
+        )
+    if encoder_weights not in ("none", "imagenet") and not Path(encoder_weights).is_file():
+        raise UserError(f"--encoder_weights {encoder_weights}: no such file")
+
+
+ARCHITECTURES = {"unet": sm.Unet, "fpn": sm.FPN, "linknet": sm.Linknet}
+
+
+def build_network(arch: str, backbone: str, encoder_weights: str, channels: int = 1) -> tf.keras.Model:
+    """segmentation_models' arch (ARCHITECTURES) with channels linear outputs; 'imagenet' weights are downloaded, or
+    read from a local file."""
+    check_encoder(backbone, encoder_weights)
+    weights = None if encoder_weights == "none" else encoder_weights
+    network = ARCHITECTURES[arch]
+    try:
+        return network(
+            backbone, classes=channels, activation="linear", encoder_weights=weights, input_shape=(None, None, 3)
+        )
+    except Exception as error:  # a failed download raises a plain Exception, a wrong file ValueError or OSError
+        if weights != "imagenet":
+            raise UserError(f"--encoder_weights {weights} cannot be loaded into {backbone}: {error}") from error
+        raise UserError(
+            f"could not download the ImageNet weights of {backbone} ({type(error).__name__}; no internet?): "
+            "train from scratch with --encoder_weights none, or give a local weights file with --encoder_weights PATH"
+        ) from error
+
+
+def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
+    """Set the moving-average momentum of every BatchNormalization layer, nested models included."""
+    for layer in model.submodules:
+        if isinstance(layer, tf.keras.layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def build_model(
+    backbone: str = "efficientnetb4",
+    encoder_weights: str = "imagenet",
+    bn_momentum: float = 0.9,
+    arch: str = "unet",
+    classes: int = 1,
+) -> tf.keras.Model:
+    """The network with its sigmoid (one class) or softmax (several: a probability a class) in float32 in any case:
+    the focal loss clips at 1 - 1e-7, which is 1.0 in float16, and log(1 - 1.0) is infinite."""
+    network = build_network(arch, backbone, encoder_weights, classes)
+    set_bn_momentum(network, bn_momentum)
+    head = "sigmoid" if classes == 1 else "softmax"
+    outputs = tf.keras.layers.Activation(head, dtype="float32", name="mask")(network.output)
+    return tf.keras.Model(network.input, outputs, name=f"{arch}_{backbone}")
+
+
+def create_model(
+    backbone: str = "efficientnetb4",
+    encoder_weights: str = "imagenet",
+    optimizer: str = "adamw",
+    learning_rate: float = 1e-3,
+    weight_decay: float = 0.0,
+    lr_schedule: str = "constant",
+    total_steps: int = 1,
+    bn_momentum: float = 0.9,
+    jit_compile: bool = False,
+    precision: str = "float32",
+    loss: Optional[Callable] = None,
+    arch: str = "unet",
+    ema: float = 0.0,
+    class_names: Optional[list[str]] = None,
+) -> tf.keras.Model:
+    """build_model, compiled: the loss (default: Dice + focal, losses.py), dataset-level IoU and F1, the optimizer
+    over total_steps; layers computing in precision (precision.PRECISIONS), float16 with a dynamic
+    LossScaleOptimizer (the head stays float32); ema above 0, the optimizer keeps the moving average of the weights
+    with that decay. class_names: several classes, a softmax over them, scored by scoring.class_metrics (the loss
+    must be one for them)."""
+    classes = len(class_names) if class_names else 1
+    with precision_policy(precision):
+        model = build_model(backbone, encoder_weights, bn_momentum, arch, classes)
+    step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay, ema)
+    if precision == "float16":  # bfloat16 has float32's range: its gradients do not underflow
+        step = tf.keras.mixed_precision.LossScaleOptimizer(step)
+    model.compile(
+        optimizer=step,
+        loss=loss or make_loss("dice_focal", classes=classes),
+        metrics=class_metrics(class_names) if class_names else dataset_metrics(),
+        jit_compile=jit_compile,
+    )
+    return model

@@ -1,0 +1,1 @@
+"""A training run: its work folder, checkpoints, callbacks, devices and clusters, and the loop itself."""

@@ -1,0 +1,153 @@
+"""The callbacks of training besides the checkpoints: sliding-window validation of patch runs, validation pictures,
+the epoch timer, the schedule and early stop, TensorBoard and Weights & Biases."""
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+from segtf.dataset import pipeline
+from segtf.dataset.folds import run_splits
+from segtf.dataset.input_scaling import to_pixels
+from segtf.dataset.layout import split_csv
+from segtf.dataset.loader_config import LoaderConfig
+from segtf.dataset.patches import Patches
+from segtf.errors import UserError
+from segtf.evaluation.pictures import comparison_rows, save_picture
+from segtf.evaluation.scoring import class_pixel_counts, pixel_counts, ratios
+from segtf.inference.sliding_window import DEFAULT_OVERLAP, predict_scaled, window_predictor
+from segtf.modeling.ema import AveragedValidation, averaged_weights
+from segtf.modeling.metrics import metric_name
+from segtf.training import checkpoints
+from segtf.training.workdir import RunPaths
+
+import cv2
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+
+def validation_pictures(
+    model: tf.keras.Model, valid: tf.data.Dataset, paths: RunPaths, tensorboard: bool, classes: int, count: int = 4
+) -> tf.keras.callbacks.Callback:
+    """Each epoch, draw `count` validation images with their true and predicted masks (several classes: labels, and
+    the most probable class), side by side, into WORK/tensorflow/logs/validation_pictures.png and, with
+    tensorboard, into its logs."""
+    images, masks = next(iter(valid.unbatch().batch(count)))
+    images = images.numpy().astype(np.float32)
+    photos = to_pixels(images)
+    true = masks.numpy()[..., 0] > 0.5 if classes == 1 else masks.numpy()[..., 0]
+    writer = tf.summary.create_file_writer(str(paths.tensorboard / "validation_pictures")) if tensorboard else None
+
+    def draw(epoch: int, logs: dict) -> None:
+        with averaged_weights(model):
+            probabilities = model.predict(images, verbose=0)
+        predicted = probabilities[..., 0] > 0.5 if classes == 1 else probabilities.argmax(-1)
+        rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1], classes=classes)
+        save_picture(paths.pictures, np.vstack(rows))
+        if writer:
+            with writer.as_default():
+                tf.summary.image("photo | true mask | predicted mask", rows, step=epoch, max_outputs=count)
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=draw)
+
+
+def sliding_window_validation(
+    model: tf.keras.Model,
+    table: pd.DataFrame,
+    patches: Patches,
+    batch_size: int,
+    tta: Optional[str],
+    names: Optional[list[str]] = None,
+) -> tf.keras.callbacks.Callback:
+    """Each epoch, val_iou and val_f1 of the whole validation images, predicted as predict.py does with a patch
+    size (sliding windows on the image rescaled by patches.scale) and scored at each image's own resolution,
+    from the pixels of the whole set. With several classes (names), the means over the foreground classes, and
+    each class's val_iou_<name>, as the Keras metrics log them."""
+    predict_batch = window_predictor(model)
+    windows = {"scale": patches.scale, "patch_size": patches.size, "overlap": DEFAULT_OVERLAP}
+
+    def validate(epoch: int, logs: dict) -> None:
+        counts = [{"tp": 0, "fp": 0, "fn": 0} for _ in names or [None]]
+        with averaged_weights(model):
+            for image_path, mask_path in zip(table.image, table["mask"]):
+                photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
+                truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE)
+                probabilities = predict_scaled(predict_batch, photo, **windows, batch_size=batch_size, tta=tta)
+                if names:
+                    found = class_pixel_counts(probabilities.argmax(-1), truth, len(names))
+                else:
+                    found = [pixel_counts(probabilities > 0.5, truth > 127)]
+                for total, image_counts in zip(counts, found):
+                    for name, count in image_counts.items():
+                        total[name] += count
+        scores = [ratios(**c) for c in counts]
+        foreground = scores[1:] if names else scores
+        logs["val_iou"], logs["val_f1"] = (float(np.mean([s[k] for s in foreground])) for k in ("iou", "f1"))
+        for class_name, score in zip(names or [], scores):
+            logs[f"val_iou_{metric_name(class_name)}"] = score["iou"]
+
+    return tf.keras.callbacks.LambdaCallback(on_epoch_end=validate)
+
+
+def check_wandb_login() -> None:
+    """An online wandb run without a login would stop at a prompt, or fail after the data is loaded."""
+    from wandb.apis import InternalApi
+
+    if os.environ.get("WANDB_MODE", "online") not in ("offline", "dryrun", "disabled") and not InternalApi().api_key:
+        raise UserError("--log wandb: not logged in to Weights & Biases; run `wandb login`, or set WANDB_MODE=offline")
+
+
+def wandb_callbacks(args: argparse.Namespace, paths: RunPaths) -> list:
+    import wandb
+    from wandb.integration.keras import WandbMetricsLogger
+
+    wandb.init(project=args.wandb_project, config=vars(args), dir=str(paths.history.parent))
+    return [WandbMetricsLogger()]
+
+
+def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
+    """Append each epoch's training seconds (validation excluded) to `seconds`."""
+    state = {}
+    return tf.keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: state.update(start=time.perf_counter()),
+        on_batch_end=lambda batch, logs: state.update(end=time.perf_counter()),
+        on_epoch_end=lambda epoch, logs: seconds.append(state["end"] - state["start"]),
+    )
+
+
+def make_callbacks(
+    args: argparse.Namespace,
+    paths: RunPaths,
+    model: tf.keras.Model,
+    valid: tf.data.Dataset,
+    seconds: list,
+    steps: int,
+    chief: bool,
+) -> list:
+    """The same callbacks on every worker of a cluster (several of them take part in collective reads of
+    the weights), but a Weights & Biases run for the chief only."""
+    mode = checkpoints.monitor_mode(args.monitor)
+    callbacks = [AveragedValidation()] if args.ema else []
+    if args.patch_size:  # first: the callbacks after it read the val_iou it adds
+        table = pipeline.read_samples(split_csv(Path(args.data_root), run_splits(args.folds, args.fold)[1]))
+        callbacks.append(
+            sliding_window_validation(
+                model, table, LoaderConfig.from_values(vars(args)).patches, args.batch_size, args.tta, args.class_names
+            )
+        )
+    callbacks += [
+        checkpoints.CommittedEpochs(paths, args.monitor, steps),
+        epoch_timer(seconds),
+        validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard", classes=args.classes),
+    ]
+    if args.lr_schedule == "plateau":
+        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(args.monitor, factor=0.5, patience=5, mode=mode))
+    if args.patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(args.monitor, patience=args.patience, mode=mode))
+    if args.log == "tensorboard":
+        callbacks.append(tf.keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False, profile_batch=0))
+    if args.log == "wandb" and chief:
+        callbacks += wandb_callbacks(args, paths)
+    return callbacks
