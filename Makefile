@@ -1,8 +1,9 @@
 # Set-up and everyday commands. `make help` lists them.
-# Two stacks: Python 3.9 to 3.11 with TensorFlow 2.15.1 (requirements*.txt), and Python 3.12 and 3.13
-# with TensorFlow 2.21 and tf-keras (requirements-py312*.txt). make install builds .venv with the newest
-# of python3.13 ... python3.9 it finds (pyenv versions too), or PYTHON=python3.11 or a path; a PYTHON
-# of another version than .venv's rebuilds .venv.
+# Two stacks, each locked by pip-compile (make lock): Python 3.9 to 3.11 with TensorFlow 2.15.1
+# (requirements.txt at the root, requirements/requirements-{gpu,dev,onnx}.txt), and Python 3.12 and 3.13
+# with TensorFlow 2.21 and tf-keras (requirements/requirements-py312*.txt). make install builds .venv with
+# the newest of python3.13 ... python3.9 it finds (pyenv versions too), or PYTHON=python3.11 or a path; a
+# PYTHON of another version than .venv's rebuilds .venv.
 
 SHELL := /bin/bash
 VENV := .venv
@@ -17,10 +18,11 @@ NEW_PYTHON := $(call find_python,$(or $(PYTHON),python3.13 python3.12 python3.11
 VENV_PYTHON := $(if $(and $(wildcard $(PY)),$(if $(PYTHON),,1)),$(PY),$(NEW_PYTHON))
 VERSION := $(shell $(VENV_PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 STACK := $(if $(filter 3.12 3.13,$(VERSION)),-py312)
-LOCK := requirements$(STACK)$(if $(GPU),-gpu).txt
-DEV_LOCK := requirements$(STACK)-dev.txt
-# tf2onnx needs Python 3.10: on the 2.15 stack it has a lock of its own (requirements-onnx.in says why)
-ONNX_LOCK := $(if $(filter 3.10 3.11,$(VERSION)),requirements-onnx.txt)
+# requirements.txt is the one lock at the root; the others are under requirements/
+LOCK := $(if $(STACK)$(GPU),requirements/requirements$(STACK)$(if $(GPU),-gpu).txt,requirements.txt)
+DEV_LOCK := requirements/requirements$(STACK)-dev.txt
+# tf2onnx needs Python 3.10: on the 2.15 stack it has a lock of its own (requirements/requirements-onnx.in says why)
+ONNX_LOCK := $(if $(filter 3.10 3.11,$(VERSION)),requirements/requirements-onnx.txt)
 STAMP := $(VENV)/.synced-$(VERSION)-$(if $(GPU),gpu,cpu)
 DEMO_DATA := data/demo
 DEMO_WORK := work/demo
@@ -60,23 +62,28 @@ demo: install ## generate demo data, prepare it and train a small model on the C
 tensorboard: install ## open the TensorBoard logs of a run: make tensorboard WORK=work/demo
 	$(PY) -m tensorboard.main --logdir $(WORK)/tensorflow/logs/tensorboard
 
+# pip-compile runs in each lock's folder, so that the -r/-c paths in its comments are relative to the lock, as
+# in the .in files (-c ../requirements.txt); the constraining locks come first.
 lock: ## re-resolve every lock file, each on its stack's oldest Python (3.9, 3.12; ONNX's on 3.10) so that it installs on the rest
-	@for lock in requirements requirements-dev requirements-gpu requirements-onnx:python3.10 requirements-py312:python3.12 \
-		requirements-py312-dev:python3.12 requirements-py312-gpu:python3.12; do file=$${lock%%:*}; \
+	@for lock in requirements requirements/requirements-dev requirements/requirements-gpu \
+		requirements/requirements-onnx:python3.10 requirements/requirements-py312:python3.12 \
+		requirements/requirements-py312-dev:python3.12 requirements/requirements-py312-gpu:python3.12; do file=$${lock%%:*}; \
 		name=$$(echo "$$lock:python3.9" | cut -d: -f2); \
 		python=$$(for c in $$name "$$(pyenv prefix $${name:6} 2>/dev/null)/bin/$$name"; do \
 			$$c -c 'import sys; print(sys.executable)' 2>/dev/null && break; done); \
 		test -n "$$python" || { echo "error: make lock needs $$name"; exit 2; }; \
 		test -x .venv-lock-$$name/bin/pip-compile || { $$python -m venv .venv-lock-$$name && \
 			.venv-lock-$$name/bin/pip install --quiet pip-tools; } || exit 1; \
-		CUSTOM_COMPILE_COMMAND="make lock" .venv-lock-$$name/bin/pip-compile --quiet --strip-extras \
-			--no-emit-index-url --no-emit-find-links --output-file $$file.txt $$file.in || exit 1; done
+		(cd $$(dirname $$file) && CUSTOM_COMPILE_COMMAND="make lock" "$(CURDIR)/.venv-lock-$$name/bin/pip-compile" \
+			--quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+			--output-file $$(basename $$file).txt $$(basename $$file).in) || exit 1; done
 
 pip-tools: ## sync the active environment (e.g. conda's) to its stack's locks instead of .venv (GPU=1 as above)
 	pip install --quiet pip-tools
 	stack=$$(python -c 'import sys; print("-py312" if sys.version_info >= (3, 12) else "")'); \
-		onnx=$$(python -c 'import sys; print("requirements-onnx.txt" if sys.version_info[:2] in [(3, 10), (3, 11)] else "")'); \
-		pip-sync requirements$$stack$(if $(GPU),-gpu).txt requirements$$stack-dev.txt $$onnx
+		onnx=$$(python -c 'import sys; print("requirements/requirements-onnx.txt" if sys.version_info[:2] in [(3, 10), (3, 11)] else "")'); \
+		lock=requirements$$stack$(if $(GPU),-gpu).txt; [ $$lock = requirements.txt ] || lock=requirements/$$lock; \
+		pip-sync $$lock requirements/requirements$$stack-dev.txt $$onnx
 
 conda-update: ## create or update the conda env segmentation-tf; then: conda activate segmentation-tf && make pip-tools
 	conda env update --prune -f environment.yml
