@@ -2,10 +2,11 @@
 with --help text that gives units and choices. Each script's own parser sits in the script."""
 
 import argparse
+import dataclasses
 import math
 from typing import Optional
 
-from segtf.dataset.loader_config import LoaderConfig, loader_conflict
+from segtf.config import LoaderConfig, loader_conflict
 
 # Each optimizer's defaults for --learning_rate and --weight_decay (decoupled: each step shrinks every weight by
 # learning_rate x weight_decay). adamw: timm's and MMSegmentation's choice; sgd: nnU-Net's (Nesterov momentum 0.99).
@@ -255,3 +256,8 @@ def optimizer_settings(
 def defaults_by_optimizer(setting: str) -> str:
     """'0.001 with adamw, ...': the --help text of a setting that OPTIMIZER_DEFAULTS gives."""
     return ", ".join(f"{defaults[setting]:g} with {name}" for name, defaults in OPTIMIZER_DEFAULTS.items())
+
+
+def config_part(part: type, values: dict):
+    """A dataclass of the configuration (segtf/config.py), filled from the flags' values of its fields."""
+    return part(**{field.name: values[field.name] for field in dataclasses.fields(part)})

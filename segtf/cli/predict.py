@@ -10,7 +10,7 @@ from segtf.cli.flags import add_tta, fraction_below_one, image_size, positive_in
 from segtf.errors import UserError, exit_on_user_error
 from segtf.evaluation.cross_validation import POSTPROCESSING_FILE, cross_validation_report, read_fold_config
 from segtf.evaluation.pictures import plot_history
-from segtf.evaluation.prediction import predict_and_score
+from segtf.evaluation.prediction import folder_inputs, predict_and_score, split_inputs
 from segtf.export.checked import export_onnx, export_tflite_int8
 from segtf.export.convert import export_savedmodel, export_tflite
 from segtf.inference.postprocessing import NO_POSTPROCESSING
@@ -220,14 +220,20 @@ def use_model(args: argparse.Namespace) -> None:
         plot_history(Path(args.history), out / "training_curves.png")
         print(f"training curves in {out / 'training_curves.png'}")
     if args.cv:
-        cross_validation_report(args.cv, Path(args.data_root or read_fold_config(args.cv)["data_root"]), out)
+        cross_validation_report(args.cv, Path(args.data_root or read_fold_config(args.cv).loader.data_root), out)
     if not args.weights:
         return
     members = load_members(args)
     settings = postprocessing_settings(args, members[0].class_names)
     export_models(members, settings, args, out)
     if args.input or args.data_root:
-        predict_and_score(members, settings, args, out)
+        inputs = (
+            split_inputs(Path(args.data_root), args.split)
+            if args.data_root
+            else folder_inputs(Path(args.input), args.masks and Path(args.masks))
+        )
+        comparison = Path(args.comparison or out / "comparison.png")
+        predict_and_score(members, settings, inputs, out, args.batch_size, args.tta, comparison)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 from typing import Optional, Sequence
 
-from segtf.cli.flags import add_data_root, add_loader_args, check_loader_args
+from segtf.cli.flags import add_data_root, add_loader_args, check_loader_args, config_part
+from segtf.config import LoaderConfig
 from segtf.dataset.classes import class_count
 from segtf.dataset.input_scaling import to_pixels
-from segtf.dataset.loader_config import LoaderConfig
 from segtf.dataset.pipeline import training_batches
 from segtf.errors import exit_on_user_error
 from segtf.evaluation.pictures import save_grid
@@ -19,7 +19,7 @@ import numpy as np
 
 def show_batch(args: argparse.Namespace) -> None:
     """Print one training batch's shapes, dtypes and value ranges, and save the augmentation grid."""
-    dataset, n_samples = training_batches(LoaderConfig.from_values(vars(args)))
+    dataset, n_samples = training_batches(config_part(LoaderConfig, vars(args)))
     images, masks = next(iter(dataset))
     print(f"{n_samples} training samples, {math.ceil(n_samples / args.batch_size)} steps per epoch")
     for name, batch in (("images", images), ("masks", masks)):

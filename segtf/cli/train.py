@@ -14,6 +14,7 @@ from segtf.cli.flags import (
     add_loader_args,
     add_tta,
     check_loader_args,
+    config_part,
     defaults_by_optimizer,
     device_list,
     fraction_below_one,
@@ -22,7 +23,8 @@ from segtf.cli.flags import (
     positive_int,
     share,
 )
-from segtf.dataset.classes import read_classes
+from segtf.config import LoaderConfig, ModelConfig, OptimizationConfig, RunConfig, TrainConfig
+from segtf.dataset.classes import class_count_of, read_classes
 from segtf.errors import exit_on_user_error
 from segtf.modeling.losses import LOSSES
 from segtf.modeling.network import ARCHITECTURES
@@ -254,10 +256,23 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error("--fold needs --folds")
     if args.folds and args.fold != "all" and args.fold >= args.folds:
         parser.error(f"--fold must be from 0 to {args.folds - 1} with --folds {args.folds}, or all")
-    args.learning_rate, args.weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
-    args.class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
-    args.classes = args.classes or (len(args.class_names) if args.class_names else 1)
     return args
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The configuration of the flags, with the optimizer's defaults and the data's classes where they are not
+    given."""
+    learning_rate, weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
+    class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
+    values = {
+        **vars(args),
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "class_names": class_names,
+        "classes": args.classes or class_count_of(class_names),
+    }
+    parts = (LoaderConfig, ModelConfig, OptimizationConfig, RunConfig)
+    return TrainConfig(*(config_part(part, values) for part in parts))
 
 
 def fold_choice(value: str):
@@ -276,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = train_args(argv)
     try:
         with exit_on_user_error():
-            train_runs(args)
+            train_runs(train_config(args))
     except checkpoints.StopRequested as stop:
         print(f"{stop}; continue with: {resume_command()}", file=sys.stderr)
         sys.exit(128 + stop.signum)

@@ -9,7 +9,7 @@ that JPEG masks, 0/255 masks and --foreground_values work as they do for one cla
 import csv
 import json
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 from segtf.dataset.images import LOSSY_EXTENSIONS, MaskRule, mask_layer, to_binary_mask
 from segtf.dataset.layout import CSV_FOLDER
@@ -149,7 +149,11 @@ def read_classes(data_root: Path) -> Optional[list[str]]:
     return json.loads(path.read_text())["classes"] if path.exists() else None
 
 
+def class_count_of(names: Optional[Sequence[str]]) -> int:
+    """The number of classes, the background included, of class names (None: one class, binary masks)."""
+    return len(names) if names else 1
+
+
 def class_count(data_root: Path) -> int:
     """How many classes the dataset was prepared with: 1 for binary masks."""
-    names = read_classes(data_root)
-    return len(names) if names else 1
+    return class_count_of(read_classes(data_root))

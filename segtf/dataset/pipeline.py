@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from segtf.config import LoaderConfig, loader_conflict
 from segtf.dataset.augmentation import augment_function, train_transform, valid_transform
 from segtf.dataset.classes import class_count
 from segtf.dataset.disk_cache import resized_copies
 from segtf.dataset.input_scaling import batch_dtype, to_model_input
 from segtf.dataset.layout import CSV_FOLDER, split_csv
-from segtf.dataset.loader_config import LoaderConfig, loader_conflict
 from segtf.dataset.patches import Patches, patch_sources
 from segtf.dataset.tfrecord_cache import RecordFile, record_dataset, tfrecord_shards, worker_files
 from segtf.errors import UserError
@@ -277,8 +277,13 @@ def training_batches(
         seed=loader.seed,
         shard=shard,
         cache_format=loader.cache_format,
-        patches=loader.patches,
+        patches=patches_of(loader),
         dtype=batch_dtype(loader.mixed_precision),
         augment=loader.augment,
         classes=class_count(Path(loader.data_root)),  # the data's, which train.py checks --classes against
     )
+
+
+def patches_of(loader: LoaderConfig) -> Optional[Patches]:
+    """The patch training the loader's settings ask for, or None for whole images."""
+    return Patches(loader.patch_size, loader.scale, loader.foreground_share) if loader.patch_size else None

@@ -7,7 +7,6 @@ several classes, the PNGs hold the most probable class (label masks), scored a c
 is chosen for each foreground class on its own.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -15,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
+from segtf.config import TrainConfig, read_run_config
 from segtf.dataset import pipeline
+from segtf.dataset.classes import class_count_of
 from segtf.dataset.folds import run_splits
 from segtf.dataset.images import read_image
 from segtf.dataset.layout import PNG_FOLDER, split_csv
@@ -27,7 +28,7 @@ from segtf.files import write_image, write_text
 from segtf.inference.postprocessing import NO_POSTPROCESSING, postprocess, postprocess_labels
 from segtf.inference.predictor import ensemble_probabilities, load_member, read_rgb
 from segtf.inference.sliding_window import DEFAULT_OVERLAP
-from segtf.training.workdir import RunPaths, work_paths
+from segtf.run_paths import RunPaths, work_paths
 
 import numpy as np
 import pandas as pd
@@ -39,18 +40,18 @@ def probability_png(probabilities: np.ndarray) -> np.ndarray:
     return np.round(np.clip(probabilities, 0, 1) * 255).astype(np.uint8)
 
 
-def write_out_of_fold(paths: RunPaths, args: argparse.Namespace) -> None:
+def write_out_of_fold(paths: RunPaths, config: TrainConfig) -> None:
     """The best weights' probabilities for the fold's validation images, predicted as predict.py would, into
     paths.out_of_fold: written into a folder beside it that is renamed when all are there, so that its
     existence says the fold is done."""
-    data_root = Path(args.data_root)
-    table = pipeline.read_samples(split_csv(data_root, run_splits(args.folds, args.fold)[1]))
+    data_root, batch_size = Path(config.loader.data_root), config.loader.batch_size
+    table = pipeline.read_samples(split_csv(data_root, run_splits(config.run.folds, config.run.fold)[1]))
     images = [Path(p) for p in table.image]
-    member = load_member(paths.best, {"overlap": DEFAULT_OVERLAP, "batch_size": args.batch_size})
+    member = load_member(paths.best, {"overlap": DEFAULT_OVERLAP, "batch_size": batch_size})
     partial = paths.out_of_fold.with_name(paths.out_of_fold.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     errors = {}
-    for index, _, probabilities in ensemble_probabilities([member], images, args.batch_size, args.tta, errors):
+    for index, _, probabilities in ensemble_probabilities([member], images, batch_size, config.run.tta, errors):
         rel = images[index].relative_to(data_root / PNG_FOLDER)
         pixels = probabilities.argmax(-1).astype(np.uint8) if member.class_names else probability_png(probabilities)
         write_image(partial / rel.with_suffix(".png"), pixels)
@@ -72,19 +73,19 @@ def fold_folders(work: Path, backbone: str, folds: int) -> list[RunPaths]:
     return runs
 
 
-def read_fold_config(work: Path) -> dict:
-    """The run config arguments of the first fold of work, which every fold shares but for its number."""
+def read_fold_config(work: Path) -> TrainConfig:
+    """The configuration of the first fold of work, which every fold shares but for its number."""
     configs = sorted(work.glob("fold_*/tensorflow/run_config.json"))
     if not configs:
         raise UserError(f"--cv {work}: no fold_<K>/tensorflow/run_config.json there: train with train.py --folds N")
-    return json.loads(configs[0].read_text())["args"]
+    return read_run_config(configs[0]).config
 
 
 def out_of_fold_table(work: Path, data_root: Path) -> pd.DataFrame:
     """Every pair of train.csv with the fold whose out-of-fold probabilities hold it, and their file; UserError
     if a pair is in none or in several (photos added or removed since the folds trained)."""
     config = read_fold_config(work)
-    runs = fold_folders(work, config["backbone"], config["folds"])
+    runs = fold_folders(work, config.model.backbone, config.run.folds)
     table = pipeline.read_samples(split_csv(data_root, "train"))
     rels = [Path(p).relative_to(data_root / PNG_FOLDER).with_suffix(".png") for p in table.image]
     found = [[k for k, run in enumerate(runs) if (run.out_of_fold / rel).exists()] for rel in rels]
@@ -139,7 +140,7 @@ def save_worst(table: pd.DataFrame, scored: pd.DataFrame, items: list, path: Pat
         predicted, true = items[index_of[name]]
         mask = predicted if names else postprocess(predicted, NO_POSTPROCESSING).numpy()
         samples.append((read_rgb(table.image[index_of[name]]), true, mask))
-    save_comparison(samples, path, len(names) if names else 1)
+    save_comparison(samples, path, class_count_of(names))
 
 
 def print_steps(steps: list[dict]) -> None:
@@ -156,7 +157,7 @@ def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
     """OUT/metrics.csv (a row a training pair), the scores over all folds and by fold, the worst images in
     OUT/comparison.png, and the post-processing chosen on them in WORK/postprocessing.json."""
     table = out_of_fold_table(work, data_root)
-    names = read_fold_config(work).get("class_names")
+    names = read_fold_config(work).model.class_names
     items = read_items(table, names)
     scored = score_rows(table, items, NO_POSTPROCESSING, names)
     scored.to_csv(out / "metrics.csv", index=False, float_format="%.6f")

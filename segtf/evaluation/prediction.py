@@ -1,12 +1,11 @@
 """Predicting a folder of images or a prepared split: masks and overlays written into OUT, scored where the true
 masks are known, with a table and a comparison picture."""
 
-import argparse
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 from segtf.dataset import pipeline
-from segtf.dataset.classes import IGNORED
+from segtf.dataset.classes import IGNORED, class_count_of
 from segtf.dataset.images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from segtf.dataset.layout import PNG_FOLDER, split_csv
 from segtf.dataset.preparation import list_by_stem
@@ -19,6 +18,16 @@ from segtf.inference.predictor import Member, ensemble_probabilities
 
 import numpy as np
 import pandas as pd
+
+
+class Inputs(NamedTuple):
+    """Images to predict, their names relative to the input (their masks' paths under OUT/masks/), their true masks
+    (None where unknown), and the files left out before prediction, each with why."""
+
+    images: list[Path]
+    rels: list[Path]
+    truths: list[Optional[Path]]
+    left_out: list[str]
 
 
 def true_masks_by_image(rels: Sequence[Path], masks_dir: Path) -> list[Optional[Path]]:
@@ -66,11 +75,11 @@ def mask_of(
 
 
 def predict_and_write(
-    members: Sequence[Member], settings: dict, images: list, rels: list, out: Path, args: argparse.Namespace,
-    errors: dict,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # fmt: skip
+    members: Sequence[Member], settings: dict, inputs: Inputs, out: Path, batch_size: int, tta: str, errors: dict
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Write each image's mask (mask_of) and overlay into out; yield (index, photo, mask) for scoring."""
-    for index, photo, probability in ensemble_probabilities(members, images, args.batch_size, args.tta, errors):
+    images, rels = inputs.images, inputs.rels
+    for index, photo, probability in ensemble_probabilities(members, images, batch_size, tta, errors):
         mask, pixels, drawn = mask_of(photo, probability, settings, members[0].class_names)
         write_image(out / "masks" / rels[index].with_suffix(".png"), pixels)
         save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), drawn)
@@ -121,23 +130,31 @@ def report(
         table = pd.DataFrame(rows)
         table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
         print_table(table, names)
-        save_comparison(samples, comparison, len(names) if names else 1)
+        save_comparison(samples, comparison, class_count_of(names))
         print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
     if left_out:
         print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
 
 
-def predict_and_score(members: Sequence[Member], settings: dict, args: argparse.Namespace, out: Path) -> None:
-    """Masks for --input or for a --data_root split, scored where the true masks are known."""
+def folder_inputs(input_path: Path, masks: Optional[Path]) -> Inputs:
+    """The images of --input, with the true masks of --masks where given."""
     left_out = []
-    if args.data_root:
-        images, rels, truths = split_images(Path(args.data_root), args.split)
-    else:
-        images, rels = input_images(Path(args.input), left_out)
-        truths = true_masks_by_image(rels, Path(args.masks)) if args.masks else [None] * len(images)
-    errors, names = {}, members[0].class_names
-    predictions = predict_and_write(members, settings, images, rels, out, args, errors)
-    rows, samples = score_predictions(predictions, rels, truths, left_out, names)
-    left_out += [f"{images[index]}: {error}" for index, error in sorted(errors.items())]
-    comparison = Path(args.comparison or out / "comparison.png")
-    report(out, len(images) - len(errors), rows, samples, left_out, comparison, names)
+    images, rels = input_images(input_path, left_out)
+    truths = true_masks_by_image(rels, masks) if masks else [None] * len(images)
+    return Inputs(images, rels, truths, left_out)
+
+
+def split_inputs(data_root: Path, split: str) -> Inputs:
+    """The images of a prepared split, with their true masks."""
+    return Inputs(*split_images(data_root, split), [])
+
+
+def predict_and_score(
+    members: Sequence[Member], settings: dict, inputs: Inputs, out: Path, batch_size: int, tta: str, comparison: Path
+) -> None:
+    """Masks for the inputs, scored where the true masks are known."""
+    errors, names, left_out = {}, members[0].class_names, list(inputs.left_out)
+    predictions = predict_and_write(members, settings, inputs, out, batch_size, tta, errors)
+    rows, samples = score_predictions(predictions, inputs.rels, inputs.truths, left_out, names)
+    left_out += [f"{inputs.images[index]}: {error}" for index, error in sorted(errors.items())]
+    report(out, len(inputs.images) - len(errors), rows, samples, left_out, comparison, names)

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+from segtf.config import LoaderConfig, TrainConfig
 from segtf.dataset import pipeline
 from segtf.dataset.folds import run_splits
 from segtf.dataset.layout import split_csv
-from segtf.dataset.loader_config import LoaderConfig
 from segtf.errors import UserError
 from segtf.export.convert import convert_tflite
 from segtf.files import write_bytes
-from segtf.inference.predictor import Member, input_side, run_config
+from segtf.inference.predictor import Member, input_side, trained_config
 
 import numpy as np
 import tensorflow as tf
@@ -42,16 +42,14 @@ def tflite_interpreter(model: Union[Path, bytes], threads: Optional[int] = None)
 def run_loader(weights: Path, data_root: Optional[Path]) -> tuple[LoaderConfig, tuple[str, str], int]:
     """The loader settings of the run that wrote weights (the defaults for those it predates), on data_root or the
     run's data, in float32 and with a fixed seed; and the run's (train, valid) splits and class count."""
-    saved = run_config(weights)
-    if not data_root and not saved.get("data_root"):
+    trained = trained_config(weights)
+    if not data_root and not trained:
         raise UserError(f"no run_config.json beside {weights} names its data: give --data_root")
+    trained = trained or TrainConfig.from_flat({"data_root": str(data_root)}, "defaults")
     loader = dataclasses.replace(
-        LoaderConfig.from_values(saved),
-        data_root=str(data_root or saved["data_root"]),
-        mixed_precision="float32",
-        seed=0,
+        trained.loader, data_root=str(data_root or trained.loader.data_root), mixed_precision="float32", seed=0
     )
-    return loader, run_splits(saved.get("folds"), saved.get("fold")), saved.get("classes") or 1
+    return loader, run_splits(trained.run.folds, trained.run.fold), trained.model.classes
 
 
 def run_images(weights: Path, data_root: Optional[Path], training: bool, count: int) -> np.ndarray:
@@ -66,7 +64,7 @@ def run_images(weights: Path, data_root: Optional[Path], training: bool, count: 
     else:
         batches, _ = pipeline.build_dataset(
             [csv], loader.image_size, 1, training=False, resize_first=loader.resize_first,
-            cache_format=loader.cache_format, patches=loader.patches, classes=classes,
+            cache_format=loader.cache_format, patches=pipeline.patches_of(loader), classes=classes,
         )  # fmt: skip
     images = np.concatenate([image for image, _ in batches.take(count).as_numpy_iterator()] or [np.zeros((0,))])
     if not len(images):

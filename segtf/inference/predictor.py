@@ -3,10 +3,10 @@ folds of a cross-validation): each image resized to a model's input, or by slidi
 flip TTA. predict.py, train.py's out-of-fold predictions and the cross-validation report use it.
 """
 
-import json
 from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Sequence
 
+from segtf.config import TrainConfig, read_run_config
 from segtf.dataset.images import read_image, to_rgb
 from segtf.dataset.input_scaling import resize_for_model, to_size
 from segtf.errors import UserError
@@ -38,24 +38,25 @@ def input_side(member: Member) -> int:
     return member.windows["patch_size"] if member.windows else member.size
 
 
-def run_config(weights: Path) -> dict:
-    """The arguments of the run that wrote the weights: run_config.json beside them or a folder up."""
+def trained_config(weights: Path) -> Optional[TrainConfig]:
+    """The configuration of the run that wrote the weights, from run_config.json beside them or a folder up; None
+    for weights without one."""
     for folder in (weights.parent, weights.parent.parent):
         if (folder / "run_config.json").exists():
-            return json.loads((folder / "run_config.json").read_text())["args"]
-    return {}
+            return read_run_config(folder / "run_config.json").config
+    return None
 
 
 def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]) -> tuple[tf.keras.Model, int]:
     """The model with its weights, in float32, and its input size; backbone and image_size default to the run's."""
     if not weights.is_file():
         raise UserError(f"--weights {weights}: no such file")
-    saved = run_config(weights)
-    backbone, image_size = backbone or saved.get("backbone"), image_size or saved.get("image_size")
-    if not backbone or not image_size:
+    trained = trained_config(weights)
+    if trained is None and not (backbone and image_size):
         raise UserError(f"no run_config.json beside {weights}: give --backbone and --image_size")
-    arch = saved.get("arch", "unet")  # runs from before --arch trained a Unet
-    model = build_model(backbone, "none", arch=arch, classes=saved.get("classes") or 1)
+    backbone, image_size = backbone or trained.model.backbone, image_size or trained.loader.image_size
+    arch = trained.model.arch if trained else "unet"
+    model = build_model(backbone, "none", arch=arch, classes=trained.model.classes if trained else 1)
     try:
         model.load_weights(str(weights))
     except (ValueError, OSError) as error:
@@ -67,12 +68,12 @@ def load_member(weights: Path, settings: dict) -> Member:
     """A model served as its run was trained: settings may give backbone, image_size, patch_size and scale (None:
     the run's, from run_config.json), overlap and batch_size (for windows)."""
     model, size = load_model(weights, settings.get("backbone"), settings.get("image_size"))
-    trained = run_config(weights)
-    patch_size = settings.get("patch_size") or trained.get("patch_size")
-    names = trained.get("class_names")
+    trained = trained_config(weights)
+    patch_size = settings.get("patch_size") or (trained and trained.loader.patch_size)
+    names = trained.model.class_names if trained else None
     if not patch_size:
         return Member(model, size, None, names)
-    scale = settings.get("scale") or trained.get("scale") or 1.0
+    scale = settings.get("scale") or (trained.loader.scale if trained else 1.0)
     windows = {"patch_size": patch_size, "scale": scale, **{k: settings[k] for k in ("overlap", "batch_size")}}
     return Member(model, size, windows, names)
 

@@ -4,6 +4,7 @@ several classes), compiled with a loss and its metrics."""
 from pathlib import Path
 from typing import Callable, Optional
 
+from segtf.dataset.classes import class_count_of
 from segtf.errors import UserError
 from segtf.modeling.losses import make_loss
 from segtf.modeling.metrics import class_metrics, dataset_metrics
@@ -90,7 +91,7 @@ def create_model(
     LossScaleOptimizer (the head stays float32); ema above 0, the optimizer keeps the moving average of the weights
     with that decay. class_names: several classes, a softmax over them, scored by scoring.class_metrics (the loss
     must be one for them)."""
-    classes = len(class_names) if class_names else 1
+    classes = class_count_of(class_names)
     with precision_policy(precision):
         model = build_model(backbone, encoder_weights, bn_momentum, arch, classes)
     step = make_optimizer(optimizer, learning_rate_schedule(lr_schedule, learning_rate, total_steps), weight_decay, ema)

@@ -1,17 +1,16 @@
 """The callbacks of training besides the checkpoints: sliding-window validation of patch runs, validation pictures,
 the epoch timer, the schedule and early stop, TensorBoard and Weights & Biases."""
 
-import argparse
 import os
 import time
 from pathlib import Path
 from typing import Optional
 
+from segtf.config import TrainConfig
 from segtf.dataset import pipeline
 from segtf.dataset.folds import run_splits
 from segtf.dataset.input_scaling import to_pixels
 from segtf.dataset.layout import split_csv
-from segtf.dataset.loader_config import LoaderConfig
 from segtf.dataset.patches import Patches
 from segtf.errors import UserError
 from segtf.evaluation.pictures import comparison_rows, save_picture
@@ -19,8 +18,8 @@ from segtf.evaluation.scoring import class_pixel_counts, pixel_counts, ratios
 from segtf.inference.sliding_window import DEFAULT_OVERLAP, predict_scaled, window_predictor
 from segtf.modeling.ema import AveragedValidation, averaged_weights
 from segtf.modeling.metrics import metric_name
+from segtf.run_paths import RunPaths
 from segtf.training import checkpoints
-from segtf.training.workdir import RunPaths
 
 import cv2
 import numpy as np
@@ -99,11 +98,11 @@ def check_wandb_login() -> None:
         raise UserError("--log wandb: not logged in to Weights & Biases; run `wandb login`, or set WANDB_MODE=offline")
 
 
-def wandb_callbacks(args: argparse.Namespace, paths: RunPaths) -> list:
+def wandb_callbacks(config: TrainConfig, paths: RunPaths) -> list:
     import wandb
     from wandb.integration.keras import WandbMetricsLogger
 
-    wandb.init(project=args.wandb_project, config=vars(args), dir=str(paths.history.parent))
+    wandb.init(project=config.run.wandb_project, config=config.flat(), dir=str(paths.history.parent))
     return [WandbMetricsLogger()]
 
 
@@ -118,7 +117,7 @@ def epoch_timer(seconds: list) -> tf.keras.callbacks.Callback:
 
 
 def make_callbacks(
-    args: argparse.Namespace,
+    config: TrainConfig,
     paths: RunPaths,
     model: tf.keras.Model,
     valid: tf.data.Dataset,
@@ -128,26 +127,28 @@ def make_callbacks(
 ) -> list:
     """The same callbacks on every worker of a cluster (several of them take part in collective reads of
     the weights), but a Weights & Biases run for the chief only."""
-    mode = checkpoints.monitor_mode(args.monitor)
-    callbacks = [AveragedValidation()] if args.ema else []
-    if args.patch_size:  # first: the callbacks after it read the val_iou it adds
-        table = pipeline.read_samples(split_csv(Path(args.data_root), run_splits(args.folds, args.fold)[1]))
+    loader, optimization, run = config.loader, config.optimization, config.run
+    mode = checkpoints.monitor_mode(optimization.monitor)
+    callbacks = [AveragedValidation()] if optimization.ema else []
+    if loader.patch_size:  # first: the callbacks after it read the val_iou it adds
+        table = pipeline.read_samples(split_csv(Path(loader.data_root), run_splits(run.folds, run.fold)[1]))
+        patches = pipeline.patches_of(loader)
         callbacks.append(
-            sliding_window_validation(
-                model, table, LoaderConfig.from_values(vars(args)).patches, args.batch_size, args.tta, args.class_names
-            )
+            sliding_window_validation(model, table, patches, loader.batch_size, run.tta, config.model.class_names)
         )
     callbacks += [
-        checkpoints.CommittedEpochs(paths, args.monitor, steps),
+        checkpoints.CommittedEpochs(paths, optimization.monitor, steps),
         epoch_timer(seconds),
-        validation_pictures(model, valid, paths, tensorboard=args.log == "tensorboard", classes=args.classes),
+        validation_pictures(model, valid, paths, tensorboard=run.log == "tensorboard", classes=config.model.classes),
     ]
-    if args.lr_schedule == "plateau":
-        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(args.monitor, factor=0.5, patience=5, mode=mode))
-    if args.patience:
-        callbacks.append(tf.keras.callbacks.EarlyStopping(args.monitor, patience=args.patience, mode=mode))
-    if args.log == "tensorboard":
+    if optimization.lr_schedule == "plateau":
+        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(optimization.monitor, factor=0.5, patience=5, mode=mode))
+    if optimization.patience:
+        callbacks.append(
+            tf.keras.callbacks.EarlyStopping(optimization.monitor, patience=optimization.patience, mode=mode)
+        )
+    if run.log == "tensorboard":
         callbacks.append(tf.keras.callbacks.TensorBoard(str(paths.tensorboard), write_graph=False, profile_batch=0))
-    if args.log == "wandb" and chief:
-        callbacks += wandb_callbacks(args, paths)
+    if run.log == "wandb" and chief:
+        callbacks += wandb_callbacks(config, paths)
     return callbacks

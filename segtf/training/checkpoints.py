@@ -15,16 +15,14 @@ import shutil
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional
+from typing import Iterator, Optional
 
 from segtf.errors import UserError
 from segtf.modeling.ema import averaged_weights
+from segtf.run_paths import RunPaths
 from segtf.training.keras_backup import StepBackup, saved_position
 
 import pandas as pd
-
-if TYPE_CHECKING:  # workdir imports this module
-    from workdir import RunPaths
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -60,14 +58,14 @@ def read_history(path: Path) -> pd.DataFrame:
     return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
 
 
-def commit(pending: Path, paths: "RunPaths") -> None:
+def commit(pending: Path, paths: RunPaths) -> None:
     """Move one epoch's pending files into place; safe to repeat after a kill half-way."""
     destinations = {p.name: p for p in (paths.best, paths.last, paths.history)}
     for name in sorted(os.listdir(pending), key=lambda n: n == paths.history.name):  # history last
         os.replace(pending / name, destinations[name])
 
 
-def recover(paths: "RunPaths", steps: int) -> int:
+def recover(paths: RunPaths, steps: int) -> int:
     """Finish the commit of every epoch the backup holds and drop the files of any other; return the
     number of finished epochs. A finished run asked for more epochs continues from its final state."""
     if saved_position(paths.backup) is None and paths.final.is_dir():
@@ -91,7 +89,7 @@ class CommittedEpochs(StepBackup):
     """BackupAndRestore whose backup also commits each epoch's history row and weights, which stops on
     a NaN loss, and which stops between two steps on SIGTERM or Ctrl-C, saving the step for --resume."""
 
-    def __init__(self, paths: "RunPaths", monitor: str, steps: int):
+    def __init__(self, paths: RunPaths, monitor: str, steps: int):
         super().__init__(paths.backup, paths.final)
         self.paths, self.monitor, self.mode, self.steps = paths, monitor, monitor_mode(monitor), steps
         self.stop_signal: Optional[int] = None

@@ -1,11 +1,8 @@
 """A run's work folder, WORK/tensorflow/: its paths, the rule that never loses a run (resume an interrupted one,
 replace one only when asked, one run at a time), the folder of a worker that is not the chief, and run_config.json."""
 
-import argparse
 import contextlib
-import dataclasses
 import fcntl
-import json
 import os
 import platform
 import shutil
@@ -16,9 +13,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator, Optional
 
+from segtf.config import SavedRun, TrainConfig, read_run_config, write_run_config
 from segtf.errors import UserError
-from segtf.files import write_text
-from segtf.modeling.precision import saved_precision
+from segtf.run_paths import RunPaths
 from segtf.training import checkpoints
 
 import tensorflow as tf
@@ -34,47 +31,6 @@ PACKAGES = [
     "numpy",
     "opencv-python-headless",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPaths:
-    """Every file and folder a run writes, under root (WORK/tensorflow/)."""
-
-    root: Path
-    best: Path  # weights/best-weight_<backbone>.h5: the best --monitor
-    last: Path  # weights/last-weight_<backbone>.h5
-    history: Path  # logs/history.csv: a row an epoch
-    pictures: Path  # logs/validation_pictures.png
-    curves: Path  # logs/training_curves.png
-    tensorboard: Path  # logs/tensorboard/<start time>/
-    backup: Path  # what --resume continues from, while the run is under way
-    final: Path  # the backup after the last epoch, which --resume --epochs M continues
-    pending: Path  # each epoch's files before they are committed (checkpoints.py)
-    config: Path  # run_config.json
-    out_of_fold: Path  # with --folds: the best weights' probabilities of the fold's validation images
-
-    def moved_to(self, root: Path) -> "RunPaths":
-        """The same files under another root, but the backup, which stays where it is."""
-        moved = {f.name: root / getattr(self, f.name).relative_to(self.root) for f in dataclasses.fields(self)}
-        return RunPaths(**{**moved, "root": root, "backup": self.backup})
-
-
-def work_paths(work_dir: Path, backbone: str) -> RunPaths:
-    root = work_dir / "tensorflow"
-    return RunPaths(
-        root=root,
-        best=root / "weights" / f"best-weight_{backbone}.h5",
-        last=root / "weights" / f"last-weight_{backbone}.h5",
-        history=root / "logs" / "history.csv",
-        pictures=root / "logs" / "validation_pictures.png",
-        curves=root / "logs" / "training_curves.png",
-        tensorboard=root / "logs" / "tensorboard" / datetime.now().strftime("%Y%m%d-%H%M%S"),
-        backup=root / "backup",
-        final=root / "final",
-        pending=root / "pending",
-        config=root / "run_config.json",
-        out_of_fold=root / "out_of_fold",
-    )
 
 
 def run_finished(paths: RunPaths) -> bool:
@@ -109,11 +65,11 @@ def holding_work_dir(root: Path) -> Iterator[None]:
             handle.truncate(0)
 
 
-def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
+def check_work_dir(paths: RunPaths, config: TrainConfig) -> Optional[SavedRun]:
     """Never lose a run: resume one that was interrupted, or replace one only when asked. Returns the
-    run config of the run that --resume continues."""
-    if not args.resume:
-        if paths.config.exists() and not args.overwrite:
+    run that --resume continues."""
+    if not config.run.resume:
+        if paths.config.exists() and not config.run.overwrite:
             raise UserError(
                 f"{paths.root} holds an earlier run: --resume continues it if it was interrupted, "
                 "--overwrite replaces it, or choose another --work_dir"
@@ -121,27 +77,24 @@ def check_work_dir(paths: RunPaths, args: argparse.Namespace) -> Optional[dict]:
         return None
     if not paths.config.exists():
         raise UserError(f"nothing to resume in {paths.root}: no run there")
-    config = json.loads(paths.config.read_text())
-    saved = config["args"]
-    if run_finished(paths) and (args.epochs <= saved["epochs"] or not paths.final.is_dir()):
+    resumed = read_run_config(paths.config)
+    planned = resumed.config.optimization.epochs
+    if run_finished(paths) and (config.optimization.epochs <= planned or not paths.final.is_dir()):
         finished = len(checkpoints.read_history(paths.history))
-        of = f" of {saved['epochs']} (stopped early)" if finished < saved["epochs"] else ""
-        way_on = f"--epochs above {saved['epochs']} continues it" if paths.final.is_dir() else "it kept no final state"
+        of = f" of {planned} (stopped early)" if finished < planned else ""
+        way_on = f"--epochs above {planned} continues it" if paths.final.is_dir() else "it kept no final state"
         raise UserError(
             f"nothing to resume in {paths.root}: its run finished after {finished} epochs{of} ({way_on}); "
             f"--overwrite replaces it, --init_weights {paths.last} starts a new run from its weights"
         )
-    # a run from before a setting existed took its default
-    changed = [
-        k
-        for k in ("arch", "backbone", "image_size", "patch_size", "scale", "folds", "ema", "classes")
-        if saved.get(k, getattr(args, k)) != getattr(args, k)
-    ]
-    if args.mixed_precision != "auto" and saved_precision(saved.get("mixed_precision", True)) != args.mixed_precision:
+    saved, asked = resumed.config.flat(), config.flat()
+    changed = [k for k in ("arch", "backbone", "image_size", "patch_size", "scale", "folds", "ema", "classes")
+               if saved[k] != asked[k]]  # fmt: skip
+    if asked["mixed_precision"] not in ("auto", saved["mixed_precision"]):
         changed.append("mixed_precision")  # auto takes the run's
     if changed:
         raise UserError(f"--resume with other {', '.join(changed)} than the run in {paths.root}: {saved}")
-    return config
+    return resumed
 
 
 def prepare_work_dir(paths: RunPaths, resume: bool) -> None:
@@ -186,10 +139,9 @@ def installed_versions() -> dict:
 
 
 def save_run_config(
-    paths: RunPaths, args: argparse.Namespace, strategy: tf.distribute.Strategy, samples: dict, steps_per_epoch: int
+    paths: RunPaths, config: TrainConfig, strategy: tf.distribute.Strategy, samples: dict, steps_per_epoch: int
 ) -> None:
-    config = {
-        "args": vars(args),
+    record = {
         "replicas": strategy.num_replicas_in_sync,
         "samples": samples,
         "steps_per_epoch": steps_per_epoch,
@@ -197,4 +149,4 @@ def save_run_config(
         "versions": installed_versions(),
         "started": datetime.now().isoformat(timespec="seconds"),
     }
-    write_text(paths.config, json.dumps(config, indent=2) + "\n")
+    write_run_config(paths.config, config, record)
