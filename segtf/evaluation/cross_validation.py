@@ -28,6 +28,7 @@ from segtf.files import write_image, write_text
 from segtf.inference.postprocessing import NO_POSTPROCESSING, postprocess, postprocess_labels
 from segtf.inference.predictor import ensemble_probabilities, load_member, read_rgb
 from segtf.inference.sliding_window import DEFAULT_OVERLAP
+from segtf.modeling.outputs import to_mask
 from segtf.run_paths import RunPaths, work_paths
 
 import numpy as np
@@ -53,7 +54,8 @@ def write_out_of_fold(paths: RunPaths, config: TrainConfig) -> None:
     errors = {}
     for index, _, probabilities in ensemble_probabilities([member], images, batch_size, config.run.tta, errors):
         rel = images[index].relative_to(data_root / PNG_FOLDER)
-        pixels = probabilities.argmax(-1).astype(np.uint8) if member.class_names else probability_png(probabilities)
+        several = bool(member.class_names)
+        pixels = to_mask(probabilities, several).astype(np.uint8) if several else probability_png(probabilities)
         write_image(partial / rel.with_suffix(".png"), pixels)
     if errors:
         raise UserError(f"{images[min(errors)]}: {errors[min(errors)]}: run data_preparation.py again")

@@ -15,6 +15,7 @@ from segtf.evaluation.scoring import image_rows, print_table
 from segtf.files import write_image
 from segtf.inference.postprocessing import postprocess, postprocess_labels
 from segtf.inference.predictor import Member, ensemble_probabilities
+from segtf.modeling.outputs import to_mask
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,7 @@ def mask_of(
     """(mask, its PNG pixels, the overlay): one class, the probabilities post-processed by settings (0 and 255);
     several, the most probable class of each pixel (its index) post-processed by settings, the overlay with a legend."""
     if names:
-        labels = postprocess_labels(probability.argmax(-1), settings, names)
+        labels = postprocess_labels(to_mask(probability, several=True), settings, names)
         return labels, labels, legend(overlay(photo, labels, len(names)), names)
     mask = postprocess(probability, settings).numpy()
     return mask, mask.astype(np.uint8) * 255, overlay(photo, mask)

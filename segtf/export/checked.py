@@ -16,6 +16,7 @@ from segtf.errors import UserError
 from segtf.export.convert import convert_tflite
 from segtf.files import write_bytes
 from segtf.inference.predictor import Member, input_side, trained_config
+from segtf.modeling.outputs import squeeze_channel, to_mask
 
 import numpy as np
 import tensorflow as tf
@@ -99,11 +100,9 @@ def tflite_outputs(interpreter, images: np.ndarray) -> np.ndarray:
 def mask_agreement(reference: np.ndarray, other: np.ndarray, threshold: float) -> float:
     """The IoU of two models' masks over all images (probabilities N x H x W x 1, or x K for K classes: the mean
     over foreground classes either shows of the IoU of their most probable classes); 1 when both are empty."""
-    if reference.shape[-1] == 1:
-        pairs = [(reference[..., 0] > threshold, other[..., 0] > threshold)]
-    else:
-        first, second = reference.argmax(-1), other.argmax(-1)
-        pairs = [(first == k, second == k) for k in range(1, reference.shape[-1])]
+    several = reference.shape[-1] > 1
+    first, second = (to_mask(squeeze_channel(p), several, threshold) for p in (reference, other))
+    pairs = [(first == k, second == k) for k in range(1, reference.shape[-1])] if several else [(first, second)]
     ious = [(a & b).sum() / (a | b).sum() for a, b in pairs if (a | b).any()]
     return float(np.mean(ious)) if ious else 1.0
 

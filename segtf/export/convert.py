@@ -16,6 +16,7 @@ from segtf.inference.postprocessing import (
 )
 from segtf.inference.predictor import Member
 from segtf.inference.sliding_window import predict_scaled_graph
+from segtf.modeling.outputs import squeeze_channel
 
 import tensorflow as tf
 
@@ -48,7 +49,8 @@ def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -
             labels = tf.cast(tf.argmax(probabilities, -1), tf.int32)
             labels = postprocess_labels_graph(labels, *class_graph_arguments(settings, names))
             return tf.cast(labels, tf.uint8)[..., None]
-        return tf.cast(postprocess_graph(probabilities[..., 0], *graph_arguments(settings)), tf.uint8)[..., None]
+        mask = postprocess_graph(squeeze_channel(probabilities), *graph_arguments(settings))
+        return tf.cast(mask, tf.uint8)[..., None]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def serve(images: tf.Tensor) -> dict:

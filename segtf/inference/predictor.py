@@ -12,6 +12,7 @@ from segtf.dataset.input_scaling import resize_for_model, to_size
 from segtf.errors import UserError
 from segtf.inference.sliding_window import predict_scaled, window_predictor, with_tta
 from segtf.modeling.network import build_model
+from segtf.modeling.outputs import squeeze_channel
 
 import cv2
 import numpy as np
@@ -141,7 +142,7 @@ def resized_probabilities(
         for index, probability, height, width in zip(indices.numpy(), probabilities, heights, widths):
             photo = read_rgb(paths[index])  # again: tf.data batches the resized copies, not the photos
             resized = to_size(probability, height, width).numpy()
-            yield int(index), photo, resized[..., 0] if resized.shape[-1] == 1 else resized
+            yield int(index), photo, squeeze_channel(resized)
 
 
 def windowed_probabilities(

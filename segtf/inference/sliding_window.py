@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from segtf.dataset.input_scaling import to_model_input
 from segtf.errors import UserError
+from segtf.modeling.outputs import squeeze_channel
 
 import numpy as np
 import tensorflow as tf
@@ -130,7 +131,7 @@ def predict_sliding(
         output[top : top + final] = sums[:final, :width] / weight_sums[:final, :width]
         shift_up(sums, next_top - top)
         shift_up(weight_sums, next_top - top)
-    return output[..., 0] if output.shape[-1] == 1 else output
+    return squeeze_channel(output)
 
 
 def shift_up(sums: np.ndarray, rows: int) -> None:
@@ -165,7 +166,7 @@ def predict_scaled(
     probabilities = predict_sliding(predict_batch, rescale(image, scale).numpy(), patch_size, overlap, batch_size, tta)
     one = probabilities.ndim == 2
     resized = tf.image.resize(probabilities[..., None] if one else probabilities, image.shape[:2]).numpy()
-    return resized[..., 0] if one else resized
+    return squeeze_channel(resized)
 
 
 def rescale(image, scale: float) -> tf.Tensor:
@@ -242,7 +243,7 @@ def predict_sliding_graph(
         weight_sums = tf.concat([weight_sums[shift:], tf.zeros([shift, padded_width, 1])], 0)
         weight_sums = tf.ensure_shape(weight_sums, weight_shape)
     output = tf.reshape(finished.concat(), [height, width, channels])
-    return output[..., 0] if channels == 1 else output
+    return squeeze_channel(output)
 
 
 def predict_scaled_graph(
@@ -261,4 +262,4 @@ def predict_scaled_graph(
         return predict_sliding_graph(predict, image, **windows)
     probabilities = predict_sliding_graph(predict, rescale(image, scale), **windows)
     resized = tf.image.resize(probabilities[..., None] if channels == 1 else probabilities, tf.shape(image)[:2])
-    return resized[..., 0] if channels == 1 else resized
+    return squeeze_channel(resized)

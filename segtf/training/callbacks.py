@@ -18,6 +18,7 @@ from segtf.evaluation.scoring import class_pixel_counts, pixel_counts, ratios
 from segtf.inference.sliding_window import DEFAULT_OVERLAP, predict_scaled, window_predictor
 from segtf.modeling.ema import AveragedValidation, averaged_weights
 from segtf.modeling.metrics import metric_name
+from segtf.modeling.outputs import squeeze_channel, to_mask
 from segtf.run_paths import RunPaths
 from segtf.training import checkpoints
 
@@ -42,7 +43,7 @@ def validation_pictures(
     def draw(epoch: int, logs: dict) -> None:
         with averaged_weights(model):
             probabilities = model.predict(images, verbose=0)
-        predicted = probabilities[..., 0] > 0.5 if classes == 1 else probabilities.argmax(-1)
+        predicted = to_mask(squeeze_channel(probabilities), several=classes > 1)
         rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1], classes=classes)
         save_picture(paths.pictures, np.vstack(rows))
         if writer:
@@ -74,10 +75,11 @@ def sliding_window_validation(
                 photo = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
                 truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE)
                 probabilities = predict_scaled(predict_batch, photo, **windows, batch_size=batch_size, tta=tta)
+                predicted = to_mask(probabilities, several=bool(names))
                 if names:
-                    found = class_pixel_counts(probabilities.argmax(-1), truth, len(names))
+                    found = class_pixel_counts(predicted, truth, len(names))
                 else:
-                    found = [pixel_counts(probabilities > 0.5, truth > 127)]
+                    found = [pixel_counts(predicted, truth > 127)]
                 for total, image_counts in zip(counts, found):
                     for name, count in image_counts.items():
                         total[name] += count
