@@ -46,14 +46,14 @@ def add_device_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--cpu_devices",
         type=positive_int,
-        default=1,
+        default=RunConfig.cpu_devices,
         metavar="N",
         help="with --device cpu: split the CPU into N logical devices and train on them with MirroredStrategy, "
         "to check multi-device training without GPUs (default: %(default)s)",
     )
     group.add_argument(
         "--cluster",
-        default="tf_config",
+        default=RunConfig.cluster,
         choices=["tf_config", "slurm"],
         help="how the machines of a multi-machine run find each other: tf_config reads the TF_CONFIG environment "
         "variable (one machine when it is not set), slurm the variables srun sets; each machine then trains on "
@@ -72,20 +72,20 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--arch",
-        default="unet",
+        default=ModelConfig.arch,
         choices=list(ARCHITECTURES),
         help="segmentation_models' decoder: unet (skip connections at every scale), fpn (a feature pyramid, "
         "predicting at 1/4 scale) or linknet (a light Unet that adds instead of concatenating) (default: %(default)s)",
     )
     group.add_argument(
         "--backbone",
-        default="efficientnetb4",
+        default=ModelConfig.backbone,
         help="encoder: any segmentation_models backbone, e.g. efficientnetb0-b7, resnet18-152, mobilenetv2 "
         "(default: %(default)s)",
     )
     group.add_argument(
         "--encoder_weights",
-        default="imagenet",
+        default=ModelConfig.encoder_weights,
         metavar="imagenet|none|PATH",
         help="encoder start: imagenet (downloaded, needs internet), none (from scratch), or a local .h5 file of "
         "the encoder's weights (default: %(default)s)",
@@ -99,28 +99,34 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--bn_momentum",
         type=fraction_below_one,
-        default=0.9,
+        default=ModelConfig.bn_momentum,
         help="momentum of every BatchNormalization layer's moving statistics; Keras' 0.99 lags far behind the "
         "weights on small datasets, 0.9 (PyTorch's default) serves small and large ones (default: %(default)s)",
     )
     group.add_argument(
         "--loss",
-        default="dice_focal",
+        default=ModelConfig.loss,
         choices=LOSSES,
         help="dice_focal: Dice + focal; dice_bce: Dice + cross-entropy (nnU-Net's); bce; focal; lovasz: the Lovasz "
         "hinge, a surrogate of the IoU; tversky: weighs misses by --tversky_beta and false alarms by --tversky_alpha, "
         "for thin or small structures where recall matters (default: %(default)s)",
     )
     group.add_argument(
-        "--tversky_alpha", type=share, default=0.3, help="with --loss tversky (0 to 1; default: %(default)s)"
+        "--tversky_alpha",
+        type=share,
+        default=ModelConfig.tversky_alpha,
+        help="with --loss tversky (0 to 1; default: %(default)s)",
     )
     group.add_argument(
-        "--tversky_beta", type=share, default=0.7, help="with --loss tversky (0 to 1; default: %(default)s)"
+        "--tversky_beta",
+        type=share,
+        default=ModelConfig.tversky_beta,
+        help="with --loss tversky (0 to 1; default: %(default)s)",
     )
     add_bool(
         group,
         "--jit_compile",
-        False,
+        ModelConfig.jit_compile,
         "compile the training step with XLA (meant for GPUs; on the CPU it failed to compile an efficientnetb0 Unet)",
     )
 
@@ -128,7 +134,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("steps and optimizer")
     group.add_argument(
-        "--epochs", type=positive_int, default=100, help="total epochs of the run (default: %(default)s)"
+        "--epochs",
+        type=positive_int,
+        default=OptimizationConfig.epochs,
+        help="total epochs of the run (default: %(default)s)",
     )
     group.add_argument(
         "--steps_per_epoch",
@@ -139,7 +148,7 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--optimizer",
-        default="adamw",
+        default=OptimizationConfig.optimizer,
         choices=list(OPTIMIZER_DEFAULTS),
         help="adamw and adam (Keras), radam (RectifiedAdam, the original blog repository's optimizer, in this "
         "project's own implementation: optimizers.py), or sgd with Nesterov momentum 0.99 (default: %(default)s)",
@@ -157,7 +166,7 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--lr_schedule",
-        default="cosine",
+        default=OptimizationConfig.lr_schedule,
         choices=["constant", "cosine", "plateau"],
         help="cosine: a linear warm-up over the first 5%% of the steps, then a cosine decay to 0 at the last; "
         "plateau: halve the learning rate when --monitor has not improved for 5 epochs (default: %(default)s)",
@@ -165,7 +174,7 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ema",
         type=fraction_below_one,
-        default=0.0,
+        default=OptimizationConfig.ema,
         metavar="DECAY",
         help="keep an exponential moving average of the weights, each step average = DECAY x average + (1 - DECAY) x "
         "weights, and validate, save and export it; it averages about the last 1 / (1 - DECAY) steps, so choose "
@@ -173,7 +182,7 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--monitor",
-        default="val_iou",
+        default=OptimizationConfig.monitor,
         choices=["val_iou", "val_loss"],
         help="what chooses the best weights, the plateau schedule and --patience: the validation set's IoU "
         "(from its pixels, highest) or the validation loss (lowest) (default: %(default)s)",
@@ -190,17 +199,17 @@ def add_run_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("the run: logs, validation, resuming")
     group.add_argument(
         "--log",
-        default="none",
+        default=RunConfig.log,
         choices=["none", "tensorboard", "wandb"],
         help="where to log metrics: tensorboard writes WORK/tensorflow/logs/tensorboard/<time>/ with "
         "validation pictures, wandb honours WANDB_MODE=offline (default: %(default)s)",
     )
     group.add_argument(
-        "--wandb_project", default="segmentation", help="Weights & Biases project (default: %(default)s)"
+        "--wandb_project", default=RunConfig.wandb_project, help="Weights & Biases project (default: %(default)s)"
     )
     add_tta(group, "with --patch_size, in validation: ")
-    add_bool(group, "--resume", False, "continue the interrupted run in WORK at the epoch where it stopped")
-    add_bool(group, "--overwrite", False, "replace an earlier run in WORK instead of stopping")
+    add_bool(group, "--resume", RunConfig.resume, "continue the interrupted run in WORK at the epoch where it stopped")
+    add_bool(group, "--overwrite", RunConfig.overwrite, "replace an earlier run in WORK instead of stopping")
 
 
 def add_fold_args(parser: argparse.ArgumentParser) -> None:
@@ -215,7 +224,7 @@ def add_fold_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fold",
         type=fold_choice,
-        default="all",
+        default=RunConfig.fold,
         metavar="K|all",
         help="with --folds: train fold K (0 to N-1), or every fold one after the other; several folds at once: "
         "one command a fold, each on its own --device (default: %(default)s)",
@@ -228,7 +237,9 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "WORK/tensorflow/."
     )
     add_data_root(parser)
-    parser.add_argument("--work_dir", default="work", metavar="WORK", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--work_dir", default=RunConfig.work_dir, metavar="WORK", help="output folder (default: %(default)s)"
+    )
     add_loader_args(parser)
     for add in (add_device_args, add_model_args, add_optimizer_args, add_run_args, add_fold_args):
         add(parser)

@@ -4,7 +4,7 @@ weights, the head, the loss and the metrics are float32 in every case."""
 
 import contextlib
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator
 
 import tensorflow as tf
 
@@ -14,14 +14,6 @@ POLICIES = {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed
 CPU_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}  # /proc/cpuinfo's names of AMX's and AVX512's bfloat16 instructions
 # Measured on such a CPU: resnet18 1.36 times as fast in bfloat16, efficientnetb0 0.93, efficientnetb4 0.74
 DEPTHWISE_BACKBONES = ("efficientnet", "mobilenet")
-
-
-def saved_precision(value: Union[bool, str]) -> str:
-    """A run_config.json's mixed_precision as a precision: runs from before bfloat16 recorded true (float16) or
-    false."""
-    if isinstance(value, bool):
-        return "float16" if value else "float32"
-    return value
 
 
 def cpu_flags() -> set[str]:
