@@ -25,7 +25,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scoring import bootstrap_interval, ratios  # noqa: E402
+from segtf.evaluation.scoring import bootstrap_interval, ratios  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,18 +20,16 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras2  # noqa: E402, F401
+from segtf.cli.flags import positive_int  # noqa: E402
+from segtf.dataset.input_scaling import to_pixels  # noqa: E402
+from segtf.export import checked as deploy  # noqa: E402
+from segtf.export import convert as export  # noqa: E402
+from segtf.files import write_bytes  # noqa: E402
+from segtf.inference.postprocessing import NO_POSTPROCESSING  # noqa: E402
+from segtf.inference.predictor import load_member, weights_files  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
-import deploy  # noqa: E402
-import export  # noqa: E402
-from flags import positive_int  # noqa: E402
-from inference import load_member, weights_files  # noqa: E402
-from input_scaling import to_pixels  # noqa: E402
-from postprocessing import NO_POSTPROCESSING  # noqa: E402
-from utils import write_bytes  # noqa: E402
 
 BATCH = 8
 

@@ -39,11 +39,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras2  # noqa: E402, F401
-
-from data_preparation import split_csv  # noqa: E402
-from flags import positive_int  # noqa: E402
-from utils import PNG_FOLDER  # noqa: E402
+from segtf.cli.flags import positive_int  # noqa: E402
+from segtf.dataset.layout import PNG_FOLDER, split_csv  # noqa: E402
 
 VARIANTS = {
     "a": "keras.utils.Sequence loop",
@@ -98,9 +95,9 @@ def list_samples(data_root: Path, bench_root: Path, count: int) -> None:
 
 def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
     """The original blog's pipeline, faults included; kept here only as the baseline."""
-    import tensorflow as tf
+    from segtf.dataset.augmentation import train_transform
 
-    from augmentation import train_transform
+    import tensorflow as tf
 
     def decode(image_path, mask_path):
         image = tf.io.decode_png(tf.io.read_file(image_path), channels=3)
@@ -129,9 +126,9 @@ def seed_recipe(table: pd.DataFrame, size: int, batch_size: int):
 
 def sequence_batches(table: pd.DataFrame, size: int, batch_size: int):
     """A keras.utils.Sequence as such loaders are usually written: OpenCV reads, transform, stack."""
-    import tensorflow as tf
+    from segtf.dataset.augmentation import train_transform
 
-    from augmentation import train_transform
+    import tensorflow as tf
 
     transform = train_transform(size)
 
@@ -166,14 +163,14 @@ def folder_bytes(folder: Path) -> int:
 
 def run_variant(variant: str, bench_root: Path, args: argparse.Namespace) -> dict:
     """Measure one variant in this process; returns images/s, peak MiB and any extra figures."""
-    import tensorflow as tf
+    from segtf.dataset import pipeline as dataloader
+    from segtf.dataset.augmentation import augment_function, train_transform
+    from segtf.dataset.disk_cache import bmp_folder
+    from segtf.dataset.input_scaling import to_model_input
+    from segtf.dataset.patches import Patches, patch_folder
+    from segtf.dataset.tfrecord_cache import tfrecord_folder
 
-    import dataloader
-    from augmentation import augment_function, train_transform
-    from disk_cache import bmp_folder
-    from input_scaling import to_model_input
-    from patches import Patches, patch_folder
-    from tfrecord_cache import tfrecord_folder
+    import tensorflow as tf
 
     csv_path = split_csv(bench_root, "train")
     table = dataloader.read_samples(csv_path)

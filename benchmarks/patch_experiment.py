@@ -30,7 +30,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from scoring import ratios  # noqa: E402
+from segtf.evaluation.scoring import ratios  # noqa: E402
 
 # the 10 validation photos of the seeded random split before commit 83377ff, used by every earlier experiment
 VALID = {

@@ -16,16 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import keras2  # noqa: E402, F401
+from segtf.cli.flags import image_size, positive_int, str2bool  # noqa: E402
+from segtf.dataset import pipeline as dataloader  # noqa: E402
+from segtf.dataset.input_scaling import batch_dtype  # noqa: E402
+from segtf.modeling.network import create_model  # noqa: E402
+from segtf.modeling.precision import PRECISIONS  # noqa: E402
+from segtf.training.callbacks import epoch_timer  # noqa: E402
 
 import tensorflow as tf  # noqa: E402
-
-import dataloader  # noqa: E402
-from callbacks import epoch_timer  # noqa: E402
-from flags import image_size, positive_int, str2bool  # noqa: E402
-from input_scaling import batch_dtype  # noqa: E402
-from model import create_model  # noqa: E402
-from precision import PRECISIONS  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -21,7 +21,8 @@ from pathlib import Path
 import pandas as pd
 from cross_validation_experiment import prepare, run  # also puts the repository on sys.path
 
-from scoring import bootstrap_interval, ratios
+# isort: split
+from segtf.evaluation.scoring import bootstrap_interval, ratios
 
 OPTIONS = {
     "defaults": [],

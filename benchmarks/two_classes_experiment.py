@@ -17,7 +17,8 @@ from pathlib import Path
 import pandas as pd
 from cross_validation_experiment import run  # also puts the repository on sys.path
 
-from scoring import ratios
+# isort: split
+from segtf.evaluation.scoring import ratios
 
 KINDS = {"binary": [], "two_classes": ["--classes", "2"]}
 

@@ -1,32 +1,32 @@
-"""Shared fixtures: copies of the real nails set and generated datasets, always in temporary folders."""
+"""Shared fixtures: copies of the real nails set and generated datasets, always in temporary folders, and the shared
+trained model. The helpers that tests call are helpers.py's."""
 
 import fcntl
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import keras2  # noqa: F401
+import segtf  # noqa: F401  (sets Keras 2 up before any test imports TensorFlow)
 
 import pytest
+from helpers import REPO, run_training
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+TESTS = Path(__file__).resolve().parent
 NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "nails"))
-# The files whose tests take longest, longest first: pytest-xdist (-n 3 --dist loadfile in pyproject.toml) hands out
-# whole files in the order collected, so that starting with these the workers finish at about the same time. Three
-# workers on two cores: much of a test's time is single-threaded Python (tracing, imports), which a third fills.
+# The files whose tests take longest, longest first, by their path under tests/: pytest-xdist (-n 3 --dist loadfile in
+# pyproject.toml) hands out whole files in the order collected, so that starting with these the workers finish at
+# about the same time. Three workers on two cores: much of a test's time is single-threaded Python (tracing, imports),
+# which a third fills.
 LONGEST_FIRST = [
-    "test_class_training.py", "test_train.py", "test_cluster.py", "test_classes.py", "test_cross_validation.py",
-    "test_checkpoints.py", "test_resume.py", "test_faults.py", "test_predict.py", "test_training_options.py",
+    "cli/test_class_training.py", "training/test_run.py", "training/test_cluster.py", "cli/test_class_runs.py",
+    "evaluation/test_cross_validation.py", "training/test_checkpoints.py", "training/test_resume.py",
+    "cli/test_faults.py", "cli/test_predict.py", "training/test_training_options.py",
 ]  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list) -> None:
     def rank(item) -> int:
-        name = item.path.name
+        name = item.path.relative_to(TESTS).as_posix()
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's tests keep their order
@@ -53,10 +53,10 @@ def nails(tmp_path: Path) -> Path:
 def synthetic_data(tmp_path_factory) -> Path:
     """A small generated dataset in the layout DATA/{train,valid}/{images,masks}/<group>/, with four groups,
     prepared once for all tests."""
-    import data_preparation
+    from segtf.cli import prepare
 
     data_root = tmp_path_factory.mktemp("synthetic") / "data"
-    data_preparation.main(["--data_root", str(data_root), "--synthetic", "48", "--workers", "2"])
+    prepare.main(["--data_root", str(data_root), "--synthetic", "48", "--workers", "2"])
     return data_root
 
 
@@ -68,18 +68,6 @@ def float16_policy():
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
     yield
     tf.keras.mixed_precision.set_global_policy("float32")
-
-
-STEPS = 5  # SMALL's steps an epoch
-SMALL = ["--backbone", "resnet18", "--image_size", "64", "--batch_size", "8", "--encoder_weights", "none",
-         "--mixed_precision", "false", "--device", "cpu", "--steps_per_epoch", str(STEPS)]  # fmt: skip
-
-
-def run_training(data_root: Path, work_dir: Path, *flags: str) -> None:
-    """train.py with a small model on small images, on the CPU."""
-    import train
-
-    train.main(["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, *flags])
 
 
 @pytest.fixture(scope="session")
@@ -99,28 +87,3 @@ def trained(synthetic_data, tmp_path_factory, worker_id: str) -> Path:
             run_training(synthetic_data, shared / "trained", "--epochs", "2", "--log", "tensorboard")
             (shared / "trained.done").touch()
     return shared / "trained" / "tensorflow"
-
-
-def run_to(point: str, epoch: int, data_root: Path, work_dir: Path, *flags: str) -> subprocess.CompletedProcess:
-    """train.py with a small model, in a process of its own that tests/kill_at.py kills or signals at point."""
-    command = [sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(epoch), "--data_root", str(data_root),
-               "--work_dir", str(work_dir), *SMALL, *flags]  # fmt: skip
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_whole_run(work_dir: Path, epochs: int) -> None:
-    """One history row for each epoch, every weights file loads, no backup or pending file left."""
-    import pandas as pd
-
-    import checkpoints
-    import model
-
-    root = work_dir / "tensorflow"
-    assert list(pd.read_csv(root / "logs" / "history.csv").epoch) == list(range(epochs))
-    weights = sorted(root.rglob("*.h5"))
-    assert [p.name for p in weights] == ["best-weight_resnet18.h5", "last-weight_resnet18.h5"]
-    net = model.create_model("resnet18", "none")
-    for path in weights:
-        net.load_weights(str(path))
-    assert checkpoints.saved_position(root / "backup") is None and not list((root / "pending").glob("*"))

@@ -1,7 +1,8 @@
 """Run train.py and SIGKILL it at one named point, or at step 2 of an epoch send it SIGTERM (point sigterm) or two
 SIGINTs (point ctrl_c, a user pressing Ctrl-C twice): python tests/kill_at.py POINT EPOCH TRAIN_ARGS...
 
-Used by test_checkpoints.py and test_cluster.py, so that each kill or signal lands exactly where it is meant to.
+Used by training/test_checkpoints.py, training/test_resume.py and training/test_cluster.py, so that each kill or
+signal lands exactly where it is meant to. Its process finds the segtf package through PYTHONPATH (helpers.PYTHONPATH).
 """
 
 import os
@@ -9,10 +10,10 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from segtf.cli import train
+from segtf.training import checkpoints
 
-import checkpoints  # noqa: E402
-import train  # noqa: E402
+import tensorflow as tf
 
 
 def kill() -> None:
@@ -51,7 +52,7 @@ def kill_after_replace(epoch: int, count: int) -> None:
 
 def main() -> None:
     point, epoch, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    committer, model = checkpoints.CommittedEpochs, train.tf.keras.Model
+    committer, model = checkpoints.CommittedEpochs, tf.keras.Model
     in_epoch = lambda self, *args: self.epoch == epoch  # noqa: E731
     if point == "step":  # in the middle of an epoch's steps
         kill_around(committer, "on_train_batch_end", "after", lambda self, batch, *a: in_epoch(self) and batch == 1)

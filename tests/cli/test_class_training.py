@@ -4,25 +4,23 @@ in a file of its own, the suite's longest, so that pytest-xdist starts it first.
 import json
 from pathlib import Path
 
+from segtf.cli import predict
+from segtf.dataset.input_scaling import resize_for_model, to_pixels
+from segtf.export import checked
+from segtf.inference.postprocessing import postprocess_labels
+from segtf.inference.predictor import ensemble_probabilities, load_member, read_rgb
+
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from test_classes import numpy_class_iou, prepare
+import tensorflow as tf
+from helpers import numpy_class_iou, prepare, run_training
 
 
 def test_train_py_learns_several_classes_and_predict_py_and_exports_agree(tmp_path, capsys):
     """The generated 3-class set, at 96 pixels for 300 steps, reaches a mean foreground IoU of 0.8; the one model then
     serves every check of predicting, post-processing and exporting, and of the flags that refuse several classes."""
-    import tensorflow as tf
-    from conftest import run_training
-
-    import deploy
-    import predict
-    from inference import ensemble_probabilities, load_member, read_rgb
-    from input_scaling import resize_for_model, to_pixels
-    from postprocessing import postprocess_labels
-
     try:
         import onnxruntime
     except ImportError:  # Python 3.9, which has no tf2onnx either
@@ -96,7 +94,7 @@ def test_train_py_learns_several_classes_and_predict_py_and_exports_agree(tmp_pa
     assert np.array_equal(served["mask"].numpy()[0, ..., 0], written)
     labels = expected.argmax(-1)
     assert (labels == 1).any() and np.array_equal(postprocess_labels(labels, settings, names), written)
-    interpreter = deploy.tflite_interpreter(out / "model_float16.tflite")
+    interpreter = checked.tflite_interpreter(out / "model_float16.tflite")
     resized = resize_for_model(photo[None], member.size).numpy()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], resized)
     interpreter.invoke()
@@ -106,7 +104,7 @@ def test_train_py_learns_several_classes_and_predict_py_and_exports_agree(tmp_pa
     # INT8 and ONNX hold the 3 classes too: the INT8 labels agree with Keras' (IoU 0.95 a class), ONNX within 1e-3
     images = np.concatenate([resize_for_model(read_rgb(data / path)[None], member.size) for path in valid.image])
     keras = member.model.predict(images, verbose=0)
-    run = deploy.tflite_interpreter(out / "model_int8.tflite").get_signature_runner()
+    run = checked.tflite_interpreter(out / "model_int8.tflite").get_signature_runner()
     int8 = np.stack([run(image=to_pixels(image[None]))["probabilities"][0] for image in images])
     assert min(numpy_class_iou(keras.argmax(-1).ravel(), int8.argmax(-1).ravel(), 3)[1:]) >= 0.95
     if not onnx:

@@ -2,27 +2,25 @@
 naming the file or flag, exit code 2, and nothing of the user's lost."""
 
 import errno
-import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from segtf.cli import prepare
+from segtf.cli.train import train_args
+from segtf.dataset import disk_cache, pipeline
+from segtf.errors import UserError
+from segtf.modeling.network import create_model
+from segtf.training import workdir
+
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import REPO, SMALL, assert_whole_run
-from conftest import run_training as run
-
-import data_preparation
-import dataloader
-import disk_cache
-import train
-import workdir
-from train import train_args
-from utils import UserError
+from helpers import REPO, SMALL, assert_whole_run, sha256_of_tree
+from helpers import run_training as run
 
 
 def one_error_line(capsys) -> str:
@@ -42,12 +40,8 @@ def fails(capsys, *args, **kwargs) -> str:
 @pytest.fixture
 def small_data(tmp_path) -> Path:
     """A small generated dataset of its own, for tests that damage it."""
-    data_preparation.main(["--data_root", str(tmp_path / "data"), "--synthetic", "16", "--workers", "2"])
+    prepare.main(["--data_root", str(tmp_path / "data"), "--synthetic", "16", "--workers", "2"])
     return tmp_path / "data"
-
-
-def sha256_of_tree(folder: Path) -> dict:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("flags, says", [
@@ -65,7 +59,9 @@ def test_rates_out_of_range_exit_2_naming_the_flag(flags, says, capsys):
 
 
 def test_an_unprepared_folder_is_named_before_the_model_is_built(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train, "create_model", lambda *a, **k: pytest.fail("built a model before checking the data"))
+    monkeypatch.setattr(
+        "segtf.training.run.create_model", lambda *a, **k: pytest.fail("built a model before checking the data")
+    )
     error = fails(capsys, tmp_path / "never_prepared", tmp_path / "work", "--epochs", "1")
     assert "train.csv does not exist: run data_preparation.py" in error
 
@@ -102,7 +98,7 @@ def test_a_full_disk_while_resizing_exits_2_naming_the_cache(small_data, monkeyp
     monkeypatch.setattr(disk_cache, "write_image", full)  # the forked workers inherit it
     csv_path = small_data / "csv_file" / "train.csv"
     with pytest.raises(UserError, match=r"cannot write the resized copies into .*96px: No space left"):
-        disk_cache.resized_copies(dataloader.read_samples(csv_path), csv_path, 96)
+        disk_cache.resized_copies(pipeline.read_samples(csv_path), csv_path, 96)
 
 
 def test_a_full_disk_while_checkpointing_keeps_the_finished_epochs(synthetic_data, tmp_path, capsys, monkeypatch):
@@ -123,15 +119,13 @@ def test_a_full_disk_while_checkpointing_keeps_the_finished_epochs(synthetic_dat
 
 
 def test_a_nan_loss_exits_2_in_one_line(synthetic_data, tmp_path, capsys, monkeypatch):
-    create_model = train.create_model
-
     def nan_loss(*args, **kwargs):
         net = create_model(*args, **kwargs)
         loss = net.loss
         net.compile(net.optimizer, loss=lambda true, predicted: loss(true, predicted) * np.nan, metrics=net.metrics)
         return net
 
-    monkeypatch.setattr(train, "create_model", nan_loss)
+    monkeypatch.setattr("segtf.training.run.create_model", nan_loss)
     error = fails(capsys, synthetic_data, tmp_path, "--epochs", "1")
     assert "the loss became nan in epoch 1, step 1: try a lower --learning_rate" in error
 
@@ -159,7 +153,7 @@ def test_a_missing_package_is_recorded_as_none(monkeypatch):
 
 def test_preparation_and_training_leave_every_original_as_it_was(nails, tmp_path):
     originals = sha256_of_tree(nails)
-    data_preparation.main(["--data_root", str(nails), "--workers", "2"])
+    prepare.main(["--data_root", str(nails), "--workers", "2"])
     run(nails, tmp_path / "work", "--epochs", "1", "--steps_per_epoch", "2")
     assert {p: h for p, h in sha256_of_tree(nails).items() if p in originals} == originals
 

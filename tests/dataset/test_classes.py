@@ -1,23 +1,18 @@
 """Several classes in data_preparation.py: label masks by value or by colour, the ignored value, the summary and the
-class list that train.py and predict.py read, and the generated 3-class demo set."""
+class list that train.py and predict.py read, and the generated 3-class demo set; the loader's label masks and its
+balance of classes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from segtf.dataset import pipeline
+from segtf.dataset.classes import IGNORED, read_classes
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-import data_preparation as dp
-from classes import IGNORED, read_classes
-
-
-def prepare(data_root: Path, *flags: str) -> None:
-    dp.main(["--data_root", str(data_root), "--workers", "1", *flags])
+from helpers import prepare
 
 
 def write_pair(data_root: Path, name: str, mask: np.ndarray, mask_suffix: str = ".png") -> None:
@@ -114,115 +109,10 @@ def test_the_generated_three_class_set_has_nails_and_lunulae(tmp_path):
     assert record == {"classes": ["background", "class_1", "class_2"], "ignored": IGNORED}
 
 
-def numpy_class_iou(labels: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
-    """Each class's IoU from numpy's confusion matrix of the pixels not ignored (1 for a class never seen)."""
-    counted = labels != IGNORED
-    matrix = np.zeros((classes, classes))
-    np.add.at(matrix, (labels[counted], predicted[counted]), 1)
-    tp = np.diag(matrix)
-    union = matrix.sum(0) + matrix.sum(1) - tp
-    return np.where(union > 0, tp / np.maximum(union, 1), 1.0)
-
-
-def random_labels_and_probabilities(classes: int, count: int = 12, side: int = 16, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, (count, side, side, 1)).astype(np.float32)
-    labels[rng.random(labels.shape) < 0.1] = IGNORED
-    logits = rng.normal(size=(count, side, side, classes)) + 2 * np.eye(classes)[labels[..., 0].astype(int) % classes]
-    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    return labels, probabilities.astype(np.float32)
-
-
-def class_scores_under(strategy, batch_sizes: tuple = (2, 6)) -> dict:
-    """{batch size: the class metrics' results}, and numpy's IoU of each class, for a model that returns its input
-    (probabilities of 3 classes) evaluated under strategy: the devices and workers each score a part of every batch.
-    Other processes (2 logical devices, a cluster) import this, and the test below runs it in this one."""
-    import tensorflow as tf
-
-    from losses import make_loss
-    from scoring import class_metrics
-
-    labels, probabilities = random_labels_and_probabilities(3)
-    with strategy.scope():
-        inputs = tf.keras.Input((None, None, 3))
-        identity = tf.keras.Model(inputs, tf.keras.layers.Activation("linear")(inputs))
-        identity.compile(loss=make_loss("dice_focal", classes=3), metrics=class_metrics(["background", "a", "b"]))
-    found = {}
-    for batch_size in batch_sizes:
-        pairs = tf.data.Dataset.from_tensor_slices((probabilities, labels)).batch(batch_size)
-        found[batch_size] = identity.evaluate(pairs, verbose=0, return_dict=True)
-    found["numpy"] = numpy_class_iou(labels[..., 0].astype(int), probabilities.argmax(-1), 3).tolist()
-    return found
-
-
-def assert_class_scores(found: dict) -> None:
-    """Each batch size's per-class IoU is numpy's, and iou the foreground classes' mean."""
-    expected = found.pop("numpy")
-    for scores in found.values():
-        assert [scores[f"iou_{n}"] for n in ("background", "a", "b")] == pytest.approx(expected, abs=1e-5)
-        assert scores["iou"] == pytest.approx(np.mean(expected[1:]), abs=1e-5)
-
-
-def test_class_scores_are_the_epochs_confusion_matrix_iou():
-    import tensorflow as tf
-
-    assert_class_scores(class_scores_under(tf.distribute.get_strategy()))
-
-
-CLASS_SCORES_ON_DEVICES = """
-import json, sys
-sys.path[:0] = [{repo!r}, {tests!r}]
-import distribute
-from test_classes import class_scores_under
-strategy = distribute.make_strategy(["cpu"], 2)
-print(json.dumps({{"replicas": strategy.num_replicas_in_sync, **class_scores_under(strategy)}}))
-"""
-
-
-def test_class_scores_on_two_logical_devices_are_the_confusion_matrix_iou():
-    from conftest import REPO
-
-    code = CLASS_SCORES_ON_DEVICES.format(repo=str(REPO), tests=str(REPO / "tests"))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    found = json.loads(result.stdout.strip().splitlines()[-1])
-    assert found.pop("replicas") == 2
-    assert_class_scores(found)
-
-
-@pytest.mark.parametrize("loss_name", ["dice_focal", "dice_bce", "bce", "focal"])
-def test_ignored_pixels_change_neither_loss_nor_metrics(loss_name):
-    import tensorflow as tf
-
-    from losses import make_loss
-    from scoring import class_metrics
-
-    labels, probabilities = random_labels_and_probabilities(3, count=2)
-    counted = labels[..., 0] != IGNORED
-    changed = probabilities.copy()
-    changed[~counted] = probabilities[~counted][:, ::-1]  # other probabilities where nothing counts
-    only_counted = (labels[counted][None, None], probabilities[counted][None, None])  # one row of the counted pixels
-    loss = make_loss(loss_name, classes=3)
-    value = float(loss(tf.constant(labels), tf.constant(probabilities)))
-    assert float(loss(tf.constant(labels), tf.constant(changed))) == pytest.approx(value, rel=1e-6)
-    assert float(loss(*map(tf.constant, only_counted))) == pytest.approx(value, rel=1e-6)
-    scores = []
-    for truth, predicted in ((labels, probabilities), (labels, changed), only_counted):
-        metric = class_metrics(["background", "a", "b"])[0]
-        metric.update_state(truth, predicted)
-        scores.append(float(metric.result()))
-    assert scores[1] == scores[0] and scores[2] == scores[0]
-    perfect = np.eye(3, dtype=np.float32)[np.where(counted, labels[..., 0], 0).astype(int)]
-    assert float(loss(tf.constant(labels), tf.constant(perfect))) == pytest.approx(0, abs=1e-5)
-
-
 @pytest.mark.parametrize("loader", [{}, {"cache_format": "tfrecord"}, {"resize_first": False}])
 def test_resized_and_augmented_label_masks_hold_only_class_values(loader, tmp_path):
     """Class 2 and ignored pixels beside the background, never class 1: any interpolation but the nearest would
     put a 1 (or values between 2 and 255) on their edges."""
-    import dataloader
-
     rng = np.random.default_rng(0)
     for index in range(8):
         mask = np.zeros((int(rng.integers(70, 130)), int(rng.integers(70, 130))), np.uint8)
@@ -233,73 +123,22 @@ def test_resized_and_augmented_label_masks_hold_only_class_values(loader, tmp_pa
     prepare(tmp_path, "--classes", "3", "--ignore_value", "255", "--valid_fraction", "0")
     csv = tmp_path / "csv_file" / "train.csv"
     for training in (True, False):
-        batches, _ = dataloader.build_dataset([csv], 48, 4, training=training, augment="any_orientation", classes=3,
-                                              seed=1, **loader)  # fmt: skip
+        batches, _ = pipeline.build_dataset([csv], 48, 4, training=training, augment="any_orientation", classes=3,
+                                            seed=1, **loader)  # fmt: skip
         values = np.unique(np.concatenate([masks.numpy().ravel() for _, masks in batches.take(4)]))
         assert set(values) == {0, 2, IGNORED}, (training, values)
 
 
-def test_patch_training_of_several_classes_validates_as_predict_py_scores(tmp_path):
-    import tensorflow as tf
-    from conftest import run_training
-
-    import predict
-    from inference import ensemble_probabilities, load_member
-
-    data = tmp_path / "data"
-    prepare(data, "--synthetic", "16", "--classes", "3")
-    run_training(data, tmp_path / "work", "--patch_size", "64", "--scale", "0.5", "--epochs", "1")
-    history = pd.read_csv(tmp_path / "work" / "tensorflow" / "logs" / "history.csv")
-    weights = tmp_path / "work" / "tensorflow" / "weights" / "last-weight_resnet18.h5"
-    out = tmp_path / "out"
-    predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--export", "savedmodel",
-                  "--output", str(out)])  # fmt: skip
-    table = pd.read_csv(out / "metrics.csv")  # by windows at scale 0.5, from run_config.json
-    sums = table.groupby("class", sort=False)[["tp", "fp", "fn"]].sum()
-    micro = sums.tp / (sums.tp + sums.fp + sums.fn)
-    assert history.val_iou_class_2.iloc[-1] == pytest.approx(micro["class_2"], abs=1e-6)
-    assert history.val_iou.iloc[-1] == pytest.approx(micro[["class_1", "class_2"]].mean(), abs=1e-6)
-    image = data / pd.read_csv(data / "csv_file" / "valid.csv").image[0]
-    _, photo, expected = next(
-        ensemble_probabilities([load_member(weights, {"batch_size": 8, "overlap": 0.5})], [image], 8, None, {})
-    )
-    serve = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
-    assert np.abs(serve(images=tf.constant(photo[None]))["probabilities"].numpy()[0] - expected).max() < 1e-4
-
-
 def test_balance_classes_draws_a_rare_class_often(tmp_path):
-    import dataloader
-
     for index in range(10):  # class 2 in one image of ten
         write_pair(tmp_path, f"image_{index}", stripes([0, 1, 2 if index == 0 else 1, 0], side=32))
     prepare(tmp_path, "--classes", "3", "--valid_fraction", "0")
-    csvs = dataloader.train_csvs(tmp_path, "classes")
+    csvs = pipeline.train_csvs(tmp_path, "classes")
     assert [p.name for p in csvs] == ["train.csv", "classes_train_1.csv", "classes_train_2.csv"]
     shares = {}
     for balance in (False, True):
-        batches, _ = dataloader.build_dataset(csvs if balance else csvs[:1], 32, 10, training=True, balance=balance,
-                                              classes=3, seed=0, augment="none")  # fmt: skip
+        batches, _ = pipeline.build_dataset(csvs if balance else csvs[:1], 32, 10, training=True, balance=balance,
+                                            classes=3, seed=0, augment="none")  # fmt: skip
         masks = np.concatenate([masks.numpy() for _, masks in batches.take(30)])
         shares[balance] = np.mean([(mask == 2).any() for mask in masks])
     assert shares[False] == pytest.approx(0.1, abs=0.05) and shares[True] == pytest.approx(0.4, abs=0.08)
-
-
-def test_cross_validation_of_several_classes_scores_each_pair_and_class_once(tmp_path, capsys):
-    from conftest import run_training
-
-    import predict
-
-    data = tmp_path / "data"
-    prepare(data, "--synthetic", "16", "--classes", "3")
-    run_training(data, tmp_path / "work", "--folds", "2", "--epochs", "1", "--steps_per_epoch", "2")
-    predict.main(["--cv", str(tmp_path / "work"), "--output", str(tmp_path / "cv")])
-    table = pd.read_csv(tmp_path / "cv" / "metrics.csv")
-    train = pd.read_csv(data / "csv_file" / "train.csv")
-    assert len(table) == 3 * len(train) and sorted(table.fold.unique()) == [0, 1]
-    assert (table.groupby("image").size() == 3).all()
-    assert "class_2: min_size" in capsys.readouterr().out
-    chosen = json.loads((tmp_path / "work" / "postprocessing.json").read_text())["settings"]
-    assert set(chosen) == {"classes"} and set(chosen["classes"]) == {"class_1", "class_2"}
-    predict.main(["--weights", str(tmp_path / "work"), "--data_root", str(data), "--output", str(tmp_path / "out")])
-    out = capsys.readouterr().out  # the ensemble of the two folds, post-processed as chosen
-    assert "foreground classes: micro IoU" in out and "post-processing of" in out

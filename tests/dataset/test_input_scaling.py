@@ -3,20 +3,19 @@ same input for the same image."""
 
 from pathlib import Path
 
+from segtf.cli import prepare
+from segtf.dataset import pipeline
+from segtf.dataset.input_scaling import to_model_input, to_pixels
+from segtf.export import checked, convert
+from segtf.inference import predictor
+from segtf.inference.postprocessing import NO_POSTPROCESSING
+from segtf.inference.predictor import Member
+from segtf.inference.sliding_window import predict_scaled, window_predictor
+
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import data_preparation
-import dataloader
-import deploy
-import export
-import inference
-from inference import Member
-from input_scaling import to_model_input, to_pixels
-from postprocessing import NO_POSTPROCESSING
-from sliding_window import predict_scaled, window_predictor
 
 SIZE = 64
 
@@ -37,7 +36,7 @@ def one_image(tmp_path_factory) -> tuple[Path, np.ndarray]:
         for folder, pixels in (("images", image[..., ::-1]), ("masks", (image[..., 0] > 127).astype(np.uint8) * 255)):
             (data / split / folder).mkdir(parents=True)
             cv2.imwrite(str(data / split / folder / "one.png"), pixels)
-    data_preparation.main(["--data_root", str(data), "--workers", "1"])
+    prepare.main(["--data_root", str(data), "--workers", "1"])
     return data, image
 
 
@@ -52,15 +51,15 @@ def test_every_path_gives_the_model_the_same_input(one_image, tmp_path):
     expected = probe(to_model_input(image[None])).numpy()[0, ..., 0]
     assert expected.max() > 0.5 and np.abs(expected - image.mean(-1) / 255).max() < 1e-6  # [0, 1], not [-1, 1]
 
-    valid, _ = dataloader.build_dataset([data / "csv_file" / "valid.csv"], SIZE, 1, training=False)
-    train, _ = dataloader.build_dataset([data / "csv_file" / "train.csv"], SIZE, 1, training=True, augment="none")
-    _, _, by_predict = next(inference.resized_probabilities(probe, [data / "png" / "valid" / "images" / "one.png"],
+    valid, _ = pipeline.build_dataset([data / "csv_file" / "valid.csv"], SIZE, 1, training=False)
+    train, _ = pipeline.build_dataset([data / "csv_file" / "train.csv"], SIZE, 1, training=True, augment="none")
+    _, _, by_predict = next(predictor.resized_probabilities(probe, [data / "png" / "valid" / "images" / "one.png"],
                                                           SIZE, 1, None, {}))  # fmt: skip
-    export.export_savedmodel([Member(probe, SIZE, None)], tmp_path / "whole", NO_POSTPROCESSING)
+    convert.export_savedmodel([Member(probe, SIZE, None)], tmp_path / "whole", NO_POSTPROCESSING)
     windows = {"patch_size": SIZE, "scale": 1.0, "overlap": 0.5, "batch_size": 1}
-    export.export_savedmodel([Member(probe, SIZE, windows)], tmp_path / "windows", NO_POSTPROCESSING)
-    export.export_tflite(probe, SIZE, tmp_path / "model.tflite")
-    lite = deploy.tflite_interpreter(tmp_path / "model.tflite").get_signature_runner()
+    convert.export_savedmodel([Member(probe, SIZE, windows)], tmp_path / "windows", NO_POSTPROCESSING)
+    convert.export_tflite(probe, SIZE, tmp_path / "model.tflite")
+    lite = checked.tflite_interpreter(tmp_path / "model.tflite").get_signature_runner()
     found = {
         "validation": probe(next(iter(valid))[0]).numpy()[0, ..., 0],
         "training": probe(next(iter(train))[0]).numpy()[0, ..., 0],

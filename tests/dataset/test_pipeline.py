@@ -1,4 +1,5 @@
-"""dataloader.py: shapes and dtypes, binary masks, geometry shared by image and mask, balance, order."""
+"""The loader (pipeline.py, its caches, patches and augmentation): shapes and dtypes, binary masks, geometry shared
+by image and mask, balance, order."""
 
 import copy
 import os
@@ -7,6 +8,18 @@ import shutil
 import warnings
 from pathlib import Path
 
+from segtf.cli import prepare
+from segtf.dataset import augmentation, disk_cache, pipeline, tfrecord_cache
+from segtf.dataset.patches import (
+    Patches,
+    crop_corner,
+    foreground_file,
+    foreground_locations,
+    read_crop,
+    write_patch_copy,
+)
+from segtf.errors import UserError
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -14,19 +27,11 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-import augmentation
-import data_preparation
-import dataloader
-import disk_cache
-import tfrecord_cache
-from patches import Patches, crop_corner, foreground_file, foreground_locations, read_crop, write_patch_copy
-from utils import UserError
-
 SIZE = 64
 
 
 def batches(data_root: Path, csv_name: str, training: bool, batch_size: int = 4, **options) -> tf.data.Dataset:
-    dataset, _ = dataloader.build_dataset(
+    dataset, _ = pipeline.build_dataset(
         [data_root / "csv_file" / csv_name], SIZE, batch_size, training=training, **options
     )
     return dataset
@@ -102,13 +107,13 @@ def mask_is_green_channel(tmp_path_factory) -> Path:
         cv2.ellipse(image, center, (90, 60), float(i * 15), 0, 360, (128, 230, 128), -1)
         cv2.imwrite(str(data_root / f"images/{i}.png"), image)
         cv2.imwrite(str(data_root / f"masks/{i}.png"), np.where(image[:, :, 1] > 127, 255, 0).astype(np.uint8))
-    data_preparation.main(["--data_root", str(data_root), "--valid_fraction", "0", "--workers", "2"])
+    prepare.main(["--data_root", str(data_root), "--valid_fraction", "0", "--workers", "2"])
     return data_root
 
 
 def test_image_and_mask_move_together(mask_is_green_channel):
     csv_path = mask_is_green_channel / "csv_file" / "train.csv"
-    dataset, _ = dataloader.build_dataset([csv_path], GREEN_SIZE, 24, training=True)
+    dataset, _ = pipeline.build_dataset([csv_path], GREEN_SIZE, 24, training=True)
     images, masks = next(iter(dataset))
     # Green above red marks the ellipse, not the background or the black border, whatever the brightness:
     # a darkening can take the whole ellipse below green 0.5 (2 images in 4800), and noise the border above red.
@@ -121,30 +126,28 @@ def test_image_and_mask_move_together(mask_is_green_channel):
 def test_balanced_groups_are_drawn_equally_often():
     tables = [pd.DataFrame({"image": [f"g{g}_{i}" for i in range(n)], "mask": ["m"] * n}) for g, n in
               enumerate((10, 100, 1000))]  # fmt: skip
-    draws = [image.decode()[:2] for image, _ in dataloader.group_mix(tables, None).take(3000).as_numpy_iterator()]
+    draws = [image.decode()[:2] for image, _ in pipeline.group_mix(tables, None).take(3000).as_numpy_iterator()]
     shares = pd.Series(draws).value_counts(normalize=True)
     assert all(abs(shares[f"g{g}"] - 1 / 3) <= 0.05 for g in range(3)), shares
-    weighted = [
-        image.decode()[:2] for image, _ in dataloader.group_mix(tables, [2, 1, 1]).take(3000).as_numpy_iterator()
-    ]
+    weighted = [image.decode()[:2] for image, _ in pipeline.group_mix(tables, [2, 1, 1]).take(3000).as_numpy_iterator()]
     assert abs(pd.Series(weighted).value_counts(normalize=True)["g0"] - 0.5) <= 0.05
 
 
 def test_balance_reads_one_csv_per_group(synthetic_data):
-    csvs = dataloader.train_csvs(synthetic_data, balance="groups")
+    csvs = pipeline.train_csvs(synthetic_data, balance="groups")
     assert [p.name for p in csvs] == [f"train_group_{g}.csv" for g in "abcd"]
-    dataset, n = dataloader.build_dataset(csvs, SIZE, 4, training=True, balance=True)
+    dataset, n = pipeline.build_dataset(csvs, SIZE, 4, training=True, balance=True)
     assert n == len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))
     assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
 
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_workers_take_disjoint_shards_of_every_group_that_cover_it(synthetic_data, workers):
-    csvs = dataloader.train_csvs(synthetic_data, balance="groups")
-    shards = [dataloader.load_samples(csvs, shard=(workers, i)) for i in range(workers)]
+    csvs = pipeline.train_csvs(synthetic_data, balance="groups")
+    shards = [pipeline.load_samples(csvs, shard=(workers, i)) for i in range(workers)]
     assert {n for _, n in shards} == {len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))}  # for the steps
     for group, csv in enumerate(csvs):
-        whole = list(dataloader.read_samples(csv).image)
+        whole = list(pipeline.read_samples(csv).image)
         parts = [list(tables[group].image) for tables, _ in shards]
         if len(whole) >= workers:
             assert sorted(sum(parts, [])) == sorted(whole)  # each sample in exactly one shard
@@ -154,7 +157,7 @@ def test_workers_take_disjoint_shards_of_every_group_that_cover_it(synthetic_dat
 
 def test_wrong_number_of_group_weights_is_a_user_error(synthetic_data):
     with pytest.raises(UserError, match="got 2 weights for 4 groups"):
-        dataloader.build_dataset(dataloader.train_csvs(synthetic_data, True), SIZE, 4, True, True, [1, 2])
+        pipeline.build_dataset(pipeline.train_csvs(synthetic_data, True), SIZE, 4, True, True, [1, 2])
 
 
 def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_data):
@@ -169,7 +172,7 @@ def test_validation_order_is_the_same_every_pass_and_follows_the_csv(synthetic_d
 
 def test_resized_copies_are_written_once_and_renewed_when_the_source_changes_even_to_an_older_time(synthetic_data):
     csv_path = synthetic_data / "csv_file" / "valid.csv"
-    table = dataloader.read_samples(csv_path)
+    table = pipeline.read_samples(csv_path)
     copies = disk_cache.resized_copies(table, csv_path, 40)
     mtimes = [os.stat(p).st_mtime_ns for p in copies.image]
     assert cv2.imread(copies.image[0]).shape == (40, 40, 3)
@@ -184,36 +187,18 @@ def test_resized_copies_are_written_once_and_renewed_when_the_source_changes_eve
 
 def test_missing_csv_or_listed_file_is_a_user_error_naming_it(tmp_path):
     with pytest.raises(UserError, match="train.csv does not exist: run data_preparation.py"):
-        dataloader.read_samples(tmp_path / "csv_file" / "train.csv")
+        pipeline.read_samples(tmp_path / "csv_file" / "train.csv")
     (tmp_path / "csv_file").mkdir()
     pd.DataFrame({"image": ["png/gone.png"], "mask": ["png/gone_mask.png"]}).to_csv(tmp_path / "csv_file/x.csv")
     with pytest.raises(UserError, match="lists 2 missing files, first .*gone.png"):
-        dataloader.read_samples(tmp_path / "csv_file" / "x.csv")
+        pipeline.read_samples(tmp_path / "csv_file" / "x.csv")
 
 
 def test_an_empty_csv_is_a_user_error(tmp_path):
     (tmp_path / "csv_file").mkdir()
     (tmp_path / "csv_file" / "valid.csv").write_text("image,mask,group,height,width,foreground\n")
     with pytest.raises(UserError, match="lists no image/mask pairs"):
-        dataloader.build_dataset([tmp_path / "csv_file" / "valid.csv"], SIZE, 4, training=False)
-
-
-def test_the_command_turns_a_user_error_into_one_line_and_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        dataloader.main(["--data_root", str(tmp_path), "--mixed_precision", "false"])
-    error = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(error.splitlines()) == 1
-    assert error.startswith("error: ") and "does not exist: run data_preparation.py" in error
-
-
-def test_command_prints_a_batch_and_saves_the_grid(synthetic_data, tmp_path, capsys):
-    output = tmp_path / "grid.png"
-    dataloader.main(["--data_root", str(synthetic_data), "--image_size", "64", "--batch_size", "8",
-                     "--mixed_precision", "false", "--output", str(output)])  # fmt: skip
-    printed = capsys.readouterr().out
-    assert "images: shape (8, 64, 64, 3), float32, min 0" in printed
-    assert "masks: shape (8, 64, 64, 1), float32, min 0, max 1" in printed
-    assert cv2.imread(str(output)).shape == (2 * 64, 4 * 2 * 64, 3)
+        pipeline.build_dataset([tmp_path / "csv_file" / "valid.csv"], SIZE, 4, training=False)
 
 
 @pytest.fixture
@@ -231,7 +216,7 @@ def decoded_records(files: list, shard: tuple[int, int] = (1, 0)) -> list[tuple[
 def test_records_hold_the_bmp_cache_masks_exactly_and_its_images_within_jpeg_error(synthetic_data, monkeypatch):
     monkeypatch.setattr(tfrecord_cache, "MIN_SHARD_RECORDS", 3)  # several files, read back in turn
     csv_path = synthetic_data / "csv_file" / "valid.csv"
-    table = dataloader.read_samples(csv_path)
+    table = pipeline.read_samples(csv_path)
     files = tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)
     assert len(files) > 1 and files[0].path.parent == synthetic_data / "cache" / f"{SIZE}px-tfrecord" / "valid"
     copies = disk_cache.resized_copies(table, csv_path, SIZE)
@@ -244,7 +229,7 @@ def test_records_hold_the_bmp_cache_masks_exactly_and_its_images_within_jpeg_err
 
 def test_masks_are_stored_as_png_never_jpeg(synthetic_data):
     csv_path = synthetic_data / "csv_file" / "valid.csv"
-    files = tfrecord_cache.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
+    files = tfrecord_cache.tfrecord_shards(pipeline.read_samples(csv_path), csv_path, SIZE)
     for image, mask in tfrecord_cache.record_dataset(files, training=False).as_numpy_iterator():
         assert image[:3] == b"\xff\xd8\xff" and mask[:8] == b"\x89PNG\r\n\x1a\n"
         assert set(np.unique(tf.io.decode_image(mask).numpy())) == {0, 255}  # a JPEG mask blurs its edges
@@ -257,7 +242,7 @@ def shard_times(files: list) -> list[int]:
 def test_shards_are_rewritten_exactly_when_a_source_or_the_table_changes(own_copy, monkeypatch):
     monkeypatch.setattr(tfrecord_cache, "MIN_SHARD_RECORDS", 3)
     csv_path = own_copy / "csv_file" / "valid.csv"
-    table = dataloader.read_samples(csv_path)
+    table = pipeline.read_samples(csv_path)
     files = tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)
     times = shard_times(files)
     assert shard_times(tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)) == times  # unchanged: not written
@@ -281,7 +266,7 @@ def test_two_workers_read_disjoint_shares_that_cover_every_sample_once(synthetic
                                                                        several_files):  # fmt: skip
     monkeypatch.setattr(tfrecord_cache, "MIN_SHARD_RECORDS", min_records)
     csv_path = synthetic_data / "csv_file" / "train.csv"
-    files = tfrecord_cache.tfrecord_shards(dataloader.read_samples(csv_path), csv_path, SIZE)
+    files = tfrecord_cache.tfrecord_shards(pipeline.read_samples(csv_path), csv_path, SIZE)
     assert (len(files) >= 2) == several_files
     every = [i for i, _ in tfrecord_cache.record_dataset(files, training=False).as_numpy_iterator()]
     shares = [
@@ -310,26 +295,17 @@ def test_tfrecord_batches_are_like_the_bmp_ones(synthetic_data, training):
 
 
 def test_balance_with_tfrecords_keeps_one_shard_folder_per_group(synthetic_data):
-    csvs = dataloader.train_csvs(synthetic_data, balance="groups")
-    dataset, n = dataloader.build_dataset(csvs, SIZE, 4, training=True, balance=True, cache_format="tfrecord")
+    csvs = pipeline.train_csvs(synthetic_data, balance="groups")
+    dataset, n = pipeline.build_dataset(csvs, SIZE, 4, training=True, balance=True, cache_format="tfrecord")
     assert n == len(pd.read_csv(synthetic_data / "csv_file" / "train.csv"))
     assert next(iter(dataset))[0].shape == (4, SIZE, SIZE, 3)
     folders = sorted(p.name for p in (synthetic_data / "cache" / f"{SIZE}px-tfrecord").iterdir())
     assert {f"train_group_{g}" for g in "abcd"} <= set(folders)
 
 
-def test_tfrecord_without_resize_first_is_refused(synthetic_data, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        dataloader.main(["--data_root", str(synthetic_data), "--cache_format", "tfrecord", "--resize_first", "false"])
-    assert exit_info.value.code == 2
-    assert "--cache_format tfrecord keeps the samples at --image_size: it needs --resize_first True" in (
-        capsys.readouterr().err
-    )
-
-
 def test_a_full_disk_or_a_source_that_does_not_decode_while_writing_records_is_a_user_error(own_copy, monkeypatch):
     csv_path = own_copy / "csv_file" / "valid.csv"
-    table = dataloader.read_samples(csv_path)
+    table = pipeline.read_samples(csv_path)
     Path(table["mask"][2]).write_bytes(b"not a PNG")
     with pytest.raises(UserError, match=f"{table['mask'][2]} does not decode"):
         tfrecord_cache.tfrecord_shards(table, csv_path, SIZE)

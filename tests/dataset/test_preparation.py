@@ -1,33 +1,30 @@
-"""data_preparation.py on the real nails set, on broken copies of it, and on generated data."""
+"""data_preparation.py on the real nails set, on broken copies of it, and on generated data; reading images, and
+the files' atomic writes."""
 
-import hashlib
 import os
 import struct
 import threading
 import zlib
 from pathlib import Path
 
+from segtf import files
+from segtf.cli.prepare import main as prepare_main
+from segtf.dataset.images import EXIF_ORIENTATION, is_truncated_jpeg, orient, read_image, to_rgb
+
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import sha256_of_tree
 from PIL import Image, ImageOps
-
-import data_preparation as dp
-import utils
-from images import EXIF_ORIENTATION, is_truncated_jpeg, orient, read_image, to_rgb
 
 
 def prepare(data_root: Path, *flags: str) -> None:
-    dp.main(["--data_root", str(data_root), "--workers", "2", *flags])
+    prepare_main(["--data_root", str(data_root), "--workers", "2", *flags])
 
 
 def csv(data_root: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(data_root / "csv_file" / name, keep_default_na=False)
-
-
-def sha256_of_tree(folder: Path) -> dict:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_real_nails_are_paired_split_and_binarised(nails):
@@ -313,8 +310,8 @@ def test_an_image_too_large_for_opencv_is_rejected_naming_its_size(tmp_path):
 def test_temporary_names_are_unique_to_each_process_and_thread(tmp_path, monkeypatch):
     replace, temporaries = os.replace, []
     monkeypatch.setattr(os, "replace", lambda source, target: temporaries.append(source) or replace(source, target))
-    utils.write_bytes(tmp_path / "x.png", b"1")
-    worker = threading.Thread(target=utils.write_bytes, args=(tmp_path / "x.png", b"2"))
+    files.write_bytes(tmp_path / "x.png", b"1")
+    worker = threading.Thread(target=files.write_bytes, args=(tmp_path / "x.png", b"2"))
     worker.start()
     worker.join()
     assert len(set(temporaries)) == 2 and all(str(os.getpid()) in p.name for p in temporaries)

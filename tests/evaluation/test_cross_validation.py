@@ -1,42 +1,24 @@
-"""Cross-validation: folds that partition the training pairs and stay put, the out-of-fold report, the
-post-processing chosen by nnU-Net's rule, ensembles and their SavedModel, and datasets of a few pairs."""
+"""Cross-validation: the folds' CSVs and runs, the out-of-fold report and the post-processing it chooses, resuming
+folds, ensembles and their SavedModel, and datasets of a few pairs. How folds are drawn: dataset/test_folds.py; the
+post-processing steps and their choice: inference/test_postprocessing.py, evaluation/test_postprocessing_choice.py."""
 
 import json
 from pathlib import Path
+
+from segtf.cli import predict, prepare
+from segtf.dataset.folds import write_fold_csvs
+from segtf.dataset.synthetic import synthetic_sample
+from segtf.inference.postprocessing import NO_POSTPROCESSING, postprocess
+from segtf.inference.predictor import ensemble_probabilities, load_member, read_rgb
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import run_training
-
-import data_preparation
-import predict
-from folds import assign_folds, write_fold_csvs
-from inference import ensemble_probabilities, load_member, read_rgb
-from postprocessing import NO_POSTPROCESSING, choose_postprocessing, component_labels, postprocess, postprocess_labels
-from synthetic import synthetic_sample
+from helpers import run_training
 
 FOLDS = 2
-
-
-def pairs(names: list[str], group: str) -> pd.DataFrame:
-    return pd.DataFrame({"image": [f"png/images/{group}/{n}.png" for n in names], "group": group})
-
-
-def test_folds_partition_the_pairs_spread_each_group_and_stay_put_when_pairs_are_added():
-    table = pd.concat([pairs([f"a{i}" for i in range(23)], "a"), pairs([f"b{i}" for i in range(7)], "b")])
-    folds = assign_folds(table, 5, pd.DataFrame(columns=["image", "fold"]))
-    assert sorted(folds.unique()) == list(range(5))
-    for _, members in folds.groupby(table.group.to_numpy()):
-        counts = members.value_counts().reindex(range(5), fill_value=0)
-        assert counts.max() - counts.min() <= 1  # each group spread over the folds
-    assert folds.value_counts().max() - folds.value_counts().min() <= 1
-    grown = pd.concat([table, pairs([f"c{i}" for i in range(4)], "c"), pairs(["a_new"], "a")])
-    again = assign_folds(grown, 5, table.assign(fold=folds))
-    assert list(again.iloc[: len(table)]) == list(folds)  # no earlier pair moved
-    assert again.iloc[len(table) :].between(0, 4).all()
 
 
 def write_flat_pairs(root: Path, count: int) -> Path:
@@ -53,18 +35,18 @@ def write_flat_pairs(root: Path, count: int) -> Path:
 def six_pairs(tmp_path_factory) -> Path:
     """Six pairs, prepared with the default --valid_fraction 0.2."""
     data_root = write_flat_pairs(tmp_path_factory.mktemp("six") / "data", 6)
-    data_preparation.main(["--data_root", str(data_root), "--workers", "2"])
+    prepare.main(["--data_root", str(data_root), "--workers", "2"])
     return data_root
 
 
 def test_six_pairs_get_a_validation_pair_and_a_warning(tmp_path, capsys):
     """And with --valid_fraction 0 every pair goes to the folds; train.py without --folds then says so."""
     data_root = write_flat_pairs(tmp_path / "data", 6)
-    data_preparation.main(["--data_root", str(data_root), "--workers", "1"])
+    prepare.main(["--data_root", str(data_root), "--workers", "1"])
     assert len(pd.read_csv(data_root / "csv_file" / "valid.csv")) >= 1
     assert len(pd.read_csv(data_root / "csv_file" / "train.csv")) >= 1
     assert "warning: valid holds" in capsys.readouterr().out
-    data_preparation.main(["--data_root", str(data_root), "--workers", "1", "--valid_fraction", "0"])
+    prepare.main(["--data_root", str(data_root), "--workers", "1", "--valid_fraction", "0"])
     assert len(pd.read_csv(data_root / "csv_file" / "train.csv")) == 6  # every pair in the folds
     assert len(pd.read_csv(data_root / "csv_file" / "valid.csv")) == 0
     with pytest.raises(SystemExit) as exit_info:
@@ -158,52 +140,6 @@ def test_the_ensemble_savedmodel_agrees_with_predict_py(trained, six_pairs, tmp_
     assert np.mean(mask != postprocess(expected, settings).numpy()) < 1e-3  # probabilities at 0.4 may differ by 1e-4
 
 
-def test_component_labels_are_opencvs_8_connected_components():
-    rng = np.random.default_rng(0)
-    for _ in range(10):
-        mask = rng.random((40, 50)) > 0.55
-        labels = component_labels(tf.constant(mask)).numpy()
-        count, reference = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-        assert (labels[~mask] == 0).all()
-        assert len(set(zip(labels[mask], reference[mask]))) == count - 1 == len(np.unique(labels[mask]))
-
-
-def disc(mask: np.ndarray, centre: tuple, radius: int) -> np.ndarray:
-    return cv2.circle(mask.astype(np.uint8), centre, radius, 1, -1).astype(bool)
-
-
-def test_each_step_acts_as_documented():
-    blank = np.zeros((100, 100), bool)
-    big, small = disc(blank, (30, 30), 15), disc(blank, (80, 80), 3)
-    ring = big & ~disc(blank, (30, 30), 5)
-    probabilities = (big | small) * 0.6
-    assert postprocess(probabilities, {"threshold": 0.5}).numpy().sum() == (big | small).sum()
-    assert postprocess(probabilities, {"threshold": 0.7}).numpy().sum() == 0
-    removed = postprocess(probabilities, {"min_size": (small.sum() + 1) / blank.size}).numpy()
-    assert np.array_equal(removed, big)
-    kept = postprocess(probabilities, {"min_size": small.sum() / blank.size}).numpy()
-    assert np.array_equal(kept, big | small)
-    assert np.array_equal(postprocess(probabilities, {"largest": True}).numpy(), big)
-    filled = postprocess(ring * 1.0, {"fill_holes": True}).numpy()
-    assert np.array_equal(filled, big)
-    edge = np.ones((20, 20), bool)
-    edge[:5, :5] = False  # background that touches the border is not a hole
-    assert np.array_equal(postprocess(edge * 1.0, {"fill_holes": True}).numpy(), edge)
-
-
-def test_a_step_that_lowers_the_cross_validation_iou_is_not_kept():
-    blank = np.zeros((100, 100), bool)
-    two = disc(blank, (25, 25), 12) | disc(blank, (75, 75), 10)  # true masks of two parts: largest would cut one
-    speck = disc(blank, (25, 25), 12) | disc(blank, (90, 10), 2)  # a prediction with a false speck
-    items = [(two * 0.9, two), (speck * 0.9, disc(blank, (25, 25), 12))]
-    settings, steps = choose_postprocessing(items)
-    largest = next(s for s in steps if s["step"] == "largest")
-    assert largest["iou_after"] < largest["iou_before"] and not largest["kept"] and not settings["largest"]
-    size = next(s for s in steps if s["step"] == "min_size")
-    assert size["kept"] and settings["min_size"] > 0  # removing the speck helps, keeping both parts of the first
-    assert all(s["iou_after"] > s["iou_before"] for s in steps if s["kept"])
-
-
 def test_resume_skips_finished_folds_and_completes_their_predictions(six_pairs, folds_work, capsys):
     history = (folds_work / "fold_0" / "tensorflow" / "logs" / "history.csv").read_text()
     out_of_fold = folds_work / "fold_1" / "tensorflow" / "out_of_fold"
@@ -213,39 +149,3 @@ def test_resume_skips_finished_folds_and_completes_their_predictions(six_pairs, 
     assert "fold 0 is done" in capsys.readouterr().out
     assert (folds_work / "fold_0" / "tensorflow" / "logs" / "history.csv").read_text() == history  # not trained again
     assert sorted(p.name for p in out_of_fold.rglob("*.png")) == written
-
-
-NAMES = ["background", "plate", "lunula"]
-
-
-def test_each_class_is_post_processed_by_its_own_settings():
-    """A plate (1) with a background hole, a lunula (2) inside it and a speck; two lunulae. Removed pixels become
-    background; a hole is filled with background only, never over another class."""
-    blank = np.zeros((100, 100), bool)
-    plate, hole, speck = disc(blank, (30, 30), 15), disc(blank, (24, 30), 3), disc(blank, (80, 80), 2)
-    lunula, other_lunula = disc(blank, (36, 30), 4), disc(blank, (80, 20), 6)
-    labels = np.select([lunula | other_lunula, (plate & ~hole) | speck], [2, 1], 0).astype(np.uint8)
-    same = postprocess_labels(labels, {"classes": {}}, NAMES)
-    assert np.array_equal(same, labels)
-    plate_only = {"min_size": (speck.sum() + 1) / blank.size, "fill_holes": True}
-    cleaned = postprocess_labels(labels, {"classes": {"plate": plate_only}}, NAMES)
-    assert np.array_equal(cleaned, np.select([lunula | other_lunula, plate & ~lunula], [2, 1], 0))
-    largest = postprocess_labels(labels, {"classes": {"lunula": {"largest": True}}}, NAMES)
-    assert np.array_equal(largest, np.where(lunula, 0, labels))  # the smaller lunula became background
-
-
-def test_each_class_keeps_the_steps_that_raise_its_own_iou():
-    """Specks of the plate that the truth lacks: removing them is kept for the plate; the lunula, in two parts in
-    the truth, keeps no largest step."""
-    blank = np.zeros((100, 100), bool)
-    plate, speck = disc(blank, (30, 30), 15), disc(blank, (85, 85), 2)
-    lunulae = disc(blank, (30, 70), 5) | disc(blank, (70, 40), 5)
-    true = np.select([lunulae, plate], [2, 1], 0).astype(np.uint8)
-    predicted = np.select([lunulae, plate | speck], [2, 1], 0).astype(np.uint8)
-    settings, steps = choose_postprocessing([(predicted, true), (predicted, true)], NAMES)
-    assert set(settings) == {"classes"} and set(settings["classes"]) == {"plate", "lunula"}
-    assert settings["classes"]["plate"]["min_size"] > 0 and not settings["classes"]["lunula"]["largest"]
-    plate_steps = [s for s in steps if s["class"] == "plate"]
-    assert [s["step"] for s in plate_steps] == ["min_size", "fill_holes", "largest"]
-    assert plate_steps[0]["kept"] and plate_steps[0]["iou_after"] == 1.0
-    assert not any(s["kept"] for s in steps if s["class"] == "lunula")

@@ -1,8 +1,8 @@
 """pictures.py: masks drawn over photos and comparison rows, on small arrays."""
 
-import numpy as np
+from segtf.evaluation import pictures
 
-import pictures
+import numpy as np
 
 
 def test_overlay_tints_the_mask_only_and_leaves_the_photo_unchanged():

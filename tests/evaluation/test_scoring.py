@@ -4,18 +4,18 @@ metrics of training, train.py's sliding-window validation and predict.py."""
 import shutil
 from pathlib import Path
 
+from segtf.cli import predict, prepare
+from segtf.dataset import pipeline
+from segtf.dataset.patches import Patches
+from segtf.evaluation.scoring import ratios, scores
+from segtf.modeling import network
+from segtf.modeling.metrics import ForegroundScore
+from segtf.training import callbacks
+
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
-import callbacks
-import data_preparation
-import dataloader
-import model
-import predict
-from patches import Patches
-from scoring import ForegroundScore, ratios, scores
 
 
 def test_scores_match_hand_computed_values():
@@ -62,8 +62,8 @@ def nothing_to_find(synthetic_data, trained, tmp_path) -> tuple[Path, Path]:
             shutil.copyfile(photo, data / split / "images" / photo.name)
             height, width = cv2.imread(str(photo)).shape[:2]
             cv2.imwrite(str(data / split / "masks" / photo.name), np.zeros((height, width), np.uint8))
-    data_preparation.main(["--data_root", str(data), "--workers", "2"])
-    net = model.build_model("resnet18", "none")
+    prepare.main(["--data_root", str(data), "--workers", "2"])
+    net = network.build_model("resnet18", "none")
     net.load_weights(str(trained / "weights" / "best-weight_resnet18.h5"))
     final = net.get_layer("final_conv")
     kernel, bias = final.get_weights()
@@ -84,12 +84,12 @@ def predicted_micro_iou(weights: Path, data: Path, out: Path, *flags: str) -> fl
 
 def test_training_validation_and_predict_py_score_an_empty_truth_and_prediction_alike(nothing_to_find, tmp_path):
     data, weights = nothing_to_find
-    net = model.create_model("resnet18", "none")
+    net = network.create_model("resnet18", "none")
     net.load_weights(str(weights))
-    valid, _ = dataloader.build_dataset([data / "csv_file" / "valid.csv"], 64, 2, training=False)
+    valid, _ = pipeline.build_dataset([data / "csv_file" / "valid.csv"], 64, 2, training=False)
     whole = net.evaluate(valid, verbose=0, return_dict=True)  # what fit logs as val_iou and val_f1
     logs = {}
-    table = dataloader.read_samples(data / "csv_file" / "valid.csv")
+    table = pipeline.read_samples(data / "csv_file" / "valid.csv")
     callbacks.sliding_window_validation(net, table, Patches(64), 2, None).on_epoch_end(0, logs)  # patch runs
     by_windows = predicted_micro_iou(weights, data, tmp_path / "windows", "--patch_size", "64")
     assert whole["iou"] == whole["f1"] == logs["val_iou"] == logs["val_f1"] == 1.0

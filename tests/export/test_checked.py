@@ -6,15 +6,15 @@ import io
 import sys
 from pathlib import Path
 
+from segtf.cli import predict
+from segtf.dataset.input_scaling import resize_for_model
+from segtf.export import checked
+from segtf.inference import predictor
+
 import cv2
 import numpy as np
 import pytest
-from test_predict import weights_of
-
-import deploy
-import inference
-import predict
-from input_scaling import resize_for_model
+from helpers import weights_of
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def deployed(trained, synthetic_data, tmp_path_factory) -> tuple[Path, str, str]
     out = tmp_path_factory.mktemp("deployed")
     printed, errors = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
-        patch.setattr(deploy, "AGREEMENT_WARNING", 1.01)
+        patch.setattr(checked, "AGREEMENT_WARNING", 1.01)
         predict.main(["--weights", weights_of(trained), "--data_root", str(synthetic_data), "--export", "tflite",
                       "tflite_int8", "onnx", "--calibration_images", "20", "--output", str(out)])  # fmt: skip
     return out, printed.getvalue(), errors.getvalue()
@@ -32,7 +32,7 @@ def deployed(trained, synthetic_data, tmp_path_factory) -> tuple[Path, str, str]
 
 def valid_inputs(trained: Path, synthetic_data: Path) -> tuple:
     """The Keras model and the valid images resized to its input (float in [0, 1])."""
-    model, size = inference.load_model(Path(weights_of(trained)), None, None)
+    model, size = predictor.load_model(Path(weights_of(trained)), None, None)
     paths = sorted((synthetic_data / "valid" / "images").rglob("*.*"))
     images = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in paths]
     return model, np.concatenate([resize_for_model(image[None], size).numpy() for image in images])
@@ -40,16 +40,16 @@ def valid_inputs(trained: Path, synthetic_data: Path) -> tuple:
 
 def test_int8_model_takes_uint8_pixels_and_the_printed_agreement_is_its_masks_iou(trained, synthetic_data, deployed):
     """The shared model has had 10 steps: a quarter of its pixels lie within 0.05 of the threshold, so its INT8 masks
-    agree less than a trained model's (tests/test_class_training.py asserts 0.95 on the model that learned)."""
+    agree less than a trained model's (cli/test_class_training.py asserts 0.95 on the model that learned)."""
     out, printed, _ = deployed
-    run = deploy.tflite_interpreter(out / "model_int8.tflite").get_signature_runner()
+    run = checked.tflite_interpreter(out / "model_int8.tflite").get_signature_runner()
     (image_details,) = run.get_input_details().values()
     (output_details,) = run.get_output_details().values()
     assert image_details["dtype"] == np.uint8 and output_details["dtype"] == np.uint8
     scale, zero_point = image_details["quantization"]
     assert scale == pytest.approx(1 / 255) and zero_point == 0
-    images = deploy.run_images(Path(weights_of(trained)), synthetic_data, training=False, count=deploy.CHECK_IMAGES)
-    model, _ = inference.load_model(Path(weights_of(trained)), None, None)
+    images = checked.run_images(Path(weights_of(trained)), synthetic_data, training=False, count=checked.CHECK_IMAGES)
+    model, _ = predictor.load_model(Path(weights_of(trained)), None, None)
     pixels = np.round(images / scale + zero_point).astype(np.uint8)
     out_scale, out_zero = output_details["quantization"]
     lite = np.stack([run(image=image[None])["probabilities"][0] for image in pixels])
@@ -79,7 +79,7 @@ def test_onnx_model_agrees_with_keras(trained, synthetic_data, deployed):
 def test_tflite_models_run_with_litert_where_it_is_installed(deployed):
     pytest.importorskip("ai_edge_litert")
     out, _, _ = deployed
-    assert type(deploy.tflite_interpreter(out / "model_int8.tflite")).__module__.startswith("ai_edge_litert")
+    assert type(checked.tflite_interpreter(out / "model_int8.tflite")).__module__.startswith("ai_edge_litert")
 
 
 def test_onnx_without_tf2onnx_is_one_line_naming_the_pythons_that_have_it(trained, tmp_path, monkeypatch, capsys):
@@ -104,8 +104,8 @@ def test_mask_agreement_is_the_iou_of_the_masks_or_the_mean_over_classes():
     first[0, :2, :2] = 0.9
     second = first.copy()
     second[0, :2, 2:] = 0.9
-    assert deploy.mask_agreement(first, second, 0.5) == pytest.approx(0.5)
-    assert deploy.mask_agreement(first * 0, second * 0, 0.5) == 1.0
+    assert checked.mask_agreement(first, second, 0.5) == pytest.approx(0.5)
+    assert checked.mask_agreement(first * 0, second * 0, 0.5) == 1.0
     labels = np.eye(3, dtype=np.float32)[[[0, 1, 1, 2]]]  # 1 x 4 x 3: background, class 1 twice, class 2
     other = np.eye(3, dtype=np.float32)[[[0, 1, 2, 2]]]
-    assert deploy.mask_agreement(labels, other, 0.5) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert checked.mask_agreement(labels, other, 0.5) == pytest.approx((1 / 2 + 1 / 2) / 2)

@@ -1,12 +1,12 @@
 """losses.py: each --loss at its minimum on a perfect prediction, equal to a NumPy reference on random masks, finite
 on float16 input, and trainable."""
 
+from segtf.modeling.losses import EPSILON, LOSSES, make_loss
+from segtf.modeling.network import create_model
+
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from losses import EPSILON, LOSSES, make_loss
-from model import create_model
 
 RNG = np.random.default_rng(3)
 

@@ -1,14 +1,14 @@
 """optimizers.RectifiedAdam against tensorflow-addons' RectifiedAdam, which it replaces: same model, same data, same
-weights after every step of fit, to 1e-6."""
+weights after every step of fit, to 1e-6; the cosine schedule's warm-up and decay."""
 
 import functools
 from typing import Callable, Optional
 
+from segtf.modeling import optimizers
+
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import optimizers
 
 STEPS = 40
 BATCH = 8
@@ -139,3 +139,11 @@ def test_config_round_trip():
     assert config["learning_rate"]["config"] == schedule.get_config() and config["sma_threshold"] == 4.0
     by_name = tf.keras.optimizers.deserialize(tf.keras.optimizers.serialize(optimizer))
     assert type(by_name) is optimizers.RectifiedAdam and by_name.get_config() == config
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    schedule = optimizers.learning_rate_schedule("cosine", 0.01, total_steps=1000)
+    rates = [float(schedule(step)) for step in (0, 25, 50, 525, 1000)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(0.005) and rates[2] == pytest.approx(0.01)
+    assert rates[3] == pytest.approx(0.005, rel=1e-3) and rates[4] == pytest.approx(0, abs=1e-9)
+    assert optimizers.learning_rate_schedule("plateau", 0.01, total_steps=1000) == 0.01

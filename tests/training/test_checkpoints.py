@@ -4,17 +4,16 @@ adapter over Keras' private members on the installed version. Kills late in a ru
 import signal
 from pathlib import Path
 
+from segtf.errors import UserError
+from segtf.run_paths import work_paths
+from segtf.training import checkpoints, keras_backup, workdir
+
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import STEPS, assert_whole_run, run_to
-from conftest import run_training as run
-
-import checkpoints
-import keras_backup
-import workdir
-from utils import UserError
+from helpers import STEPS, assert_whole_run, run_to
+from helpers import run_training as run
 
 EPOCHS = 3
 # (point, epoch, epochs committed after the kill): see tests/kill_at.py, in the order a run meets them, so that one run
@@ -29,7 +28,7 @@ KILL_POINTS = [
 
 
 def test_a_run_killed_at_every_early_point_in_turn_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):
-    paths = workdir.work_paths(tmp_path, "resnet18")
+    paths = work_paths(tmp_path, "resnet18")
     for number, (point, epoch, committed) in enumerate(KILL_POINTS):
         flags = ["--epochs", str(EPOCHS), *(["--resume"] if number else [])]
         killed = run_to(point, epoch, synthetic_data, tmp_path, *flags)
@@ -42,7 +41,7 @@ def test_a_run_killed_at_every_early_point_in_turn_resumes_to_exactly_its_epochs
 def hand_built_run(tmp_path: Path, backup_at: tuple[int, int], history_rows: int, pending: list[int]):
     """A work folder as a kill can leave it: a backup saved at (epoch, step), history_rows rows in history.csv, and
     pending folders of those epochs, each with its history (one row more) and last weights."""
-    paths = workdir.work_paths(tmp_path, "resnet18")
+    paths = work_paths(tmp_path, "resnet18")
     workdir.prepare_work_dir(paths, resume=False)
     counters = {f"ckpt_saved_{k}": tf.Variable(v, dtype=tf.int64) for k, v in zip(("epoch", "batch"), backup_at)}
     tf.train.CheckpointManager(tf.train.Checkpoint(**counters), str(paths.backup / "chief"), 1).save()

@@ -9,16 +9,14 @@ import sys
 import time
 from pathlib import Path
 
+from segtf.cli import prepare
+from segtf.dataset import pipeline
+from segtf.modeling import network
+from segtf.training import checkpoints, distribute
+
 import pandas as pd
 import pytest
-from conftest import REPO, SMALL
-from test_classes import assert_class_scores
-
-import checkpoints
-import data_preparation
-import dataloader
-import distribute
-import model
+from helpers import PYTHONPATH, REPO, SMALL, assert_class_scores
 
 WORKERS = 2
 
@@ -46,7 +44,7 @@ def start_workers(command: list[str], tmp_path: Path, kill_worker_1: bool = Fals
         (tmp_path / f"{temp}{index}").mkdir(exist_ok=True)
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(tmp_path / f"{temp}{index}"),
-               "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
+               "PYTHONPATH": PYTHONPATH, "TF_CPP_MIN_LOG_LEVEL": "2"}  # fmt: skip
         script = ["tests/kill_at.py", "step", "1", *command[1:]] if kill_worker_1 and index == 1 else command
         processes.append(subprocess.Popen([sys.executable, *script], cwd=REPO, env=env, text=True,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
@@ -81,7 +79,7 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_the_resumed_cluster_tra
     worker ends the chief in one line, keeping its finished epochs; resumed, the workers train in step and only the
     chief keeps files."""
     data, work_dir = tmp_path / "classes", tmp_path / "work"
-    data_preparation.main(["--data_root", str(data), "--synthetic", "16", "--classes", "3", "--workers", "1"])
+    prepare.main(["--data_root", str(data), "--synthetic", "16", "--classes", "3", "--workers", "1"])
     flags = ["--epochs", "2", "--cache_format", "tfrecord", "--log", "tensorboard"]
     start = time.monotonic()
     (chief_code, _, chief_err), (worker_code, _, _) = finish(
@@ -161,15 +159,16 @@ def test_slurm_tasks_become_workers_on_one_port_each(monkeypatch):
 
 
 EVALUATE = """
-import json, sys
-sys.path[:0] = [{repo!r}, {tests!r}]
-import dataloader, distribute, model
-from test_classes import class_scores_under
+import json
+from segtf.dataset import pipeline
+from segtf.modeling import network
+from segtf.training import distribute
+from helpers import class_scores_under
 strategy = distribute.make_strategy(["cpu"], 1, distribute.cluster_resolver("tf_config"))
 with strategy.scope():
-    net = model.create_model("resnet18", "none")
+    net = network.create_model("resnet18", "none")
 net.load_weights({weights!r})
-valid, _ = dataloader.build_dataset([{csv!r}], 64, 2, training=False, replicas=strategy.num_replicas_in_sync)
+valid, _ = pipeline.build_dataset([{csv!r}], 64, 2, training=False, replicas=strategy.num_replicas_in_sync)
 binary = net.evaluate(valid, verbose=0, return_dict=True)
 print(json.dumps({{"binary": binary, "classes": class_scores_under(strategy)}}))
 """
@@ -177,12 +176,11 @@ print(json.dumps({{"binary": binary, "classes": class_scores_under(strategy)}}))
 
 def test_two_workers_score_as_one_process_does(trained, synthetic_data, tmp_path):
     """The validation set of one class, and the class scores of class_scores_under."""
-    script = EVALUATE.format(repo=str(REPO), tests=str(REPO / "tests"),
-                             weights=str(trained / "weights" / "last-weight_resnet18.h5"),
+    script = EVALUATE.format(weights=str(trained / "weights" / "last-weight_resnet18.h5"),
                              csv=str(synthetic_data / "csv_file" / "valid.csv"))  # fmt: skip
-    net = model.create_model("resnet18", "none")  # alone, in this process
+    net = network.create_model("resnet18", "none")  # alone, in this process
     net.load_weights(str(trained / "weights" / "last-weight_resnet18.h5"))
-    valid, _ = dataloader.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 2, training=False)
+    valid, _ = pipeline.build_dataset([synthetic_data / "csv_file" / "valid.csv"], 64, 2, training=False)
     scores = [net.evaluate(valid, verbose=0, return_dict=True)]
     for code, out, err in finish(start_workers(["-c", script], tmp_path), 180):
         assert code == 0, err[-3000:]

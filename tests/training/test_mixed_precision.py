@@ -1,58 +1,39 @@
-"""--mixed_precision: auto's choice on each kind of hardware and backbone (the queries mocked), and a bfloat16 run on
-two devices that resumes, refuses another precision and exports float32 weights."""
+"""--mixed_precision in a training run: the start line that says auto's choice and why (the queries mocked), and a
+bfloat16 run on two devices that resumes, refuses another precision and exports float32 weights. Auto's choice on each
+kind of hardware: modeling/test_precision.py."""
 
 import json
 import os
 import subprocess
 import sys
-from argparse import Namespace
 from pathlib import Path
+
+from segtf.cli import predict
+from segtf.config import SavedRun, TrainConfig
+from segtf.training import run
 
 import cv2
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, SMALL, run_training
-from test_predict import keras_probabilities
-
-import predict
-import train
-from precision import auto_precision
-
-
-@pytest.mark.parametrize(
-    "capabilities, flags, backbone, precision",
-    [
-        ([(8, 0)], set(), "efficientnetb4", "bfloat16"),
-        ([(9, 0), (8, 6)], set(), "resnet18", "bfloat16"),
-        ([(7, 5)], {"amx_bf16"}, "resnet18", "float16"),  # training on the GPUs: the CPU does not count
-        ([(8, 6), (7, 0)], set(), "resnet18", "float16"),  # the slowest GPU decides
-        ([(6, 1)], set(), "resnet18", "float32"),
-        ([], {"avx512f", "amx_bf16", "amx_tile"}, "resnet18", "bfloat16"),
-        ([], {"avx512_bf16"}, "resnet34", "bfloat16"),
-        ([], {"amx_bf16", "avx512_bf16"}, "efficientnetb4", "float32"),  # slower in bfloat16 on such a CPU
-        ([], {"amx_bf16"}, "mobilenetv2", "float32"),
-        ([], {"avx2", "avx512f"}, "resnet18", "float32"),
-    ],
-)
-def test_auto_chooses_by_the_gpus_or_else_the_cpu_and_backbone(capabilities, flags, backbone, precision):
-    assert auto_precision(capabilities, flags, backbone)[0] == precision
+from helpers import REPO, SMALL, keras_probabilities, run_training
 
 
 @pytest.mark.parametrize(
     "asked, resumed, precision, says",
     [
         ("auto", None, "bfloat16", "computing in bfloat16 (auto: a CPU with amx_bf16)"),
-        ("auto", {"args": {"mixed_precision": False}}, "float32", "computing in float32 (auto: the resumed run's)"),
+        ("auto", {"mixed_precision": False}, "float32", "computing in float32 (auto: the resumed run's)"),
         ("float16", None, "float16", "computing in float16 (as asked; auto would take bfloat16 here: a CPU with"),
     ],
 )
 def test_the_start_line_says_which_precision_and_why(monkeypatch, capsys, asked, resumed, precision, says):
-    monkeypatch.setattr(train, "gpu_capabilities", lambda: [])
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx2", "amx_bf16"})
-    args = Namespace(mixed_precision=asked, backbone="resnet18")
-    assert train.choose_precision(args, resumed, tf.distribute.get_strategy()) == precision
+    monkeypatch.setattr(run, "gpu_capabilities", lambda: [])
+    monkeypatch.setattr(run, "cpu_flags", lambda: {"avx2", "amx_bf16"})
+    config = TrainConfig.from_flat({"data_root": "DATA", "mixed_precision": asked, "backbone": "resnet18"}, "flags")
+    saved = resumed and SavedRun(TrainConfig.from_flat({"data_root": "DATA", **resumed}, "run_config.json"), 5)
+    assert run.choose_precision(config, saved, tf.distribute.get_strategy()) == precision
     assert says in capsys.readouterr().out
 
 

@@ -3,18 +3,18 @@ stop is said in one line with the command that continues, and the run ends with 
 
 import signal
 
-import pandas as pd
-from conftest import STEPS, assert_whole_run, run_to
-from conftest import run_training as run
+from segtf.run_paths import work_paths
+from segtf.training import checkpoints
 
-import checkpoints
-import workdir
+import pandas as pd
+from helpers import STEPS, assert_whole_run, run_to
+from helpers import run_training as run
 
 EPOCHS = 3
 
 
 def test_a_run_killed_or_signalled_late_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):
-    paths = workdir.work_paths(tmp_path, "resnet18")
+    paths = work_paths(tmp_path, "resnet18")
     flags = ["--epochs", str(EPOCHS)]
 
     for point, epoch in (("after_backup", 1), ("step", 2)):  # epoch 2 committed, its files not moved; then mid-epoch 3

@@ -5,17 +5,19 @@ validated, saved and exported; and --resume --epochs M, which continues a finish
 import shutil
 from pathlib import Path
 
+from segtf.cli import predict
+from segtf.cli.train import train_args, train_config
+from segtf.inference.predictor import ensemble_probabilities, load_member, load_model, read_rgb
+from segtf.run_paths import work_paths
+from segtf.training import run
+from segtf.training.callbacks import make_callbacks
+from segtf.training.workdir import prepare_work_dir, save_run_config
+
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from conftest import assert_whole_run, run_training
-
-import predict
-import train
-from callbacks import make_callbacks
-from inference import ensemble_probabilities, load_member, load_model, read_rgb
-from workdir import prepare_work_dir, save_run_config, work_paths
+from helpers import assert_whole_run, run_training
 
 
 @pytest.mark.parametrize("arch", ["fpn", "linknet"])
@@ -36,18 +38,18 @@ def test_other_decoders_train_predict_by_windows_and_export(arch, synthetic_data
     assert np.abs(served - expected).max() < 1e-4
 
 
-def small_args(data: Path, work: Path, *flags: str):
+def small_config(data: Path, work: Path, *flags: str):
     small = ["--backbone", "resnet18", "--image_size", "64", "--encoder_weights", "none", "--mixed_precision", "false"]
-    return train.train_args(["--data_root", str(data), "--work_dir", str(work), *small, *flags])
+    return train_config(train_args(["--data_root", str(data), "--work_dir", str(work), *small, *flags]))
 
 
 def test_init_weights_start_from_the_given_weights(trained, synthetic_data, tmp_path):
     weights = trained / "weights" / "best-weight_resnet18.h5"
-    args = small_args(synthetic_data, tmp_path, "--init_weights", str(weights))
-    model = train.build_model(args, tf.distribute.get_strategy(), steps=5)
+    config = small_config(synthetic_data, tmp_path, "--init_weights", str(weights))
+    model = run.build_model(config, tf.distribute.get_strategy(), steps=5)
     given, _ = load_model(weights, None, None)
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), given.get_weights()))
-    fresh = train.build_model(small_args(synthetic_data, tmp_path), tf.distribute.get_strategy(), steps=5)
+    fresh = run.build_model(small_config(synthetic_data, tmp_path), tf.distribute.get_strategy(), steps=5)
     assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), given.get_weights()))
 
 
@@ -65,15 +67,15 @@ def differ(first: list, second: list) -> bool:
 
 
 def test_ema_weights_are_validated_saved_and_exported(synthetic_data, tmp_path):
-    args = small_args(synthetic_data, tmp_path / "work", "--ema", "0.5", "--epochs", "1")
-    paths = work_paths(tmp_path / "work", args.backbone)
+    config = small_config(synthetic_data, tmp_path / "work", "--ema", "0.5", "--epochs", "1")
+    paths = work_paths(tmp_path / "work", config.model.backbone)
     prepare_work_dir(paths, resume=False)
     strategy = tf.distribute.get_strategy()
-    model = train.build_model(args, strategy, steps=3)
-    batches, _, valid, _ = train.build_datasets(args, strategy)
-    save_run_config(paths, args, strategy, {"train": 1, "valid": 1}, 3)  # how predict.py reads the weights
+    model = run.build_model(config, strategy, steps=3)
+    batches, _, valid, _ = run.build_datasets(config, strategy)
+    save_run_config(paths, config, strategy, {"train": 1, "valid": 1}, 3)  # how predict.py reads the weights
     trained = []  # the weights training goes on with, read after every callback of the epoch
-    callbacks = make_callbacks(args, paths, model, valid, [], 3, chief=True)
+    callbacks = make_callbacks(config, paths, model, valid, [], 3, chief=True)
     callbacks.append(tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: trained.append(model.get_weights())))
     history = model.fit(batches, epochs=1, steps_per_epoch=3, validation_data=valid, callbacks=callbacks, verbose=0)
     saved, _ = load_model(paths.best, None, None)
