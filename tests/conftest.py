@@ -18,9 +18,10 @@ NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "
 # about the same time. Three workers on two cores: much of a test's time is single-threaded Python (tracing, imports),
 # which a third fills.
 LONGEST_FIRST = [
-    "cli/test_class_training.py", "training/test_run.py", "training/test_cluster.py", "cli/test_class_runs.py",
-    "evaluation/test_cross_validation.py", "training/test_checkpoints.py", "training/test_resume.py",
-    "cli/test_faults.py", "cli/test_predict.py", "training/test_training_options.py",
+    "training/test_cluster.py", "training/test_training_options.py", "cli/test_faults.py",
+    "training/test_checkpoints.py", "training/test_run.py", "training/test_mixed_precision.py",
+    "cli/test_class_runs.py", "evaluation/test_cross_validation.py", "export/test_checked.py",
+    "training/test_resume.py", "cli/test_class_training.py", "modeling/test_network.py", "export/test_convert.py",
 ]  # fmt: skip
 
 
@@ -58,6 +59,18 @@ def synthetic_data(tmp_path_factory) -> Path:
     data_root = tmp_path_factory.mktemp("synthetic") / "data"
     prepare.main(["--data_root", str(data_root), "--synthetic", "48", "--workers", "2"])
     return data_root
+
+
+@pytest.fixture
+def fresh_wandb():
+    """Weights & Biases keeps its settings in a process-wide singleton made when it is first used, so that a test
+    setting WANDB_MODE after another test used it would get the other's: each such test gets a fresh one, and leaves
+    none behind."""
+    import wandb
+
+    wandb.teardown()
+    yield
+    wandb.teardown()
 
 
 @pytest.fixture

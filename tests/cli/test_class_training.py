@@ -1,5 +1,7 @@
-"""The 3-class model that learns the generated set, and every check of predicting, post-processing and exporting it;
-in a file of its own, the suite's longest, so that pytest-xdist starts it first."""
+"""A 3-class model, trained briefly, and every check of predicting, post-processing and exporting it; in a file of its
+own, among the suite's longest, so that pytest-xdist starts it first. That such a model learns the generated set (a
+mean foreground IoU of 0.8) and that its INT8 export keeps what it learned is a quality claim:
+benchmarks/class_learning.py measures it over seeds (docs/experiments.md)."""
 
 import json
 from pathlib import Path
@@ -18,21 +20,19 @@ import tensorflow as tf
 from helpers import numpy_class_iou, prepare, run_training
 
 
-def test_train_py_learns_several_classes_and_predict_py_and_exports_agree(tmp_path, capsys):
-    """The generated 3-class set, at 96 pixels for 300 steps, reaches a mean foreground IoU of 0.8; the one model then
-    serves every check of predicting, post-processing and exporting, and of the flags that refuse several classes."""
+def test_train_py_trains_several_classes_and_predict_py_and_exports_agree(tmp_path, capsys):
+    """A short run on the generated 3-class set logs each class's IoU; the one model then serves every check of
+    predicting, post-processing and exporting, and of the flags that refuse several classes."""
     try:
         import onnxruntime
     except ImportError:  # Python 3.9, which has no tf2onnx either
         onnxruntime = None
     onnx = ["onnx"] if onnxruntime else []
     data, names = tmp_path / "data", ["background", "class_1", "class_2"]
-    prepare(data, "--synthetic", "48", "--classes", "3")
-    run_training(data, tmp_path / "work", "--image_size", "96", "--epochs", "12", "--steps_per_epoch", "25", "--seed",
-                 "1")  # fmt: skip
+    prepare(data, "--synthetic", "24", "--classes", "3")
+    run_training(data, tmp_path / "work", "--epochs", "1", "--seed", "1")
     history = pd.read_csv(tmp_path / "work" / "tensorflow" / "logs" / "history.csv")
     assert {"val_iou", "val_f1", "val_iou_background", "val_iou_class_1", "val_iou_class_2"} <= set(history.columns)
-    assert history.val_iou.max() >= 0.8, history.val_iou.max()
     config = json.loads((tmp_path / "work" / "tensorflow" / "run_config.json").read_text())["args"]
     assert config["classes"] == 3 and config["class_names"] == names
     weights = tmp_path / "work" / "tensorflow" / "weights" / "best-weight_resnet18.h5"
@@ -72,7 +72,7 @@ def test_train_py_learns_several_classes_and_predict_py_and_exports_agree(tmp_pa
     (tmp_path / "classes.json").write_text(json.dumps({"settings": settings}))
     out = tmp_path / "out"
     predict.main(["--weights", str(weights), "--data_root", str(data), "--split", "valid", "--export", "savedmodel",
-                  "tflite", "tflite_int8", *onnx, "--calibration_images", "50", "--postprocessing",
+                  "tflite", "tflite_int8", *onnx, "--calibration_images", "8", "--postprocessing",
                   str(tmp_path / "classes.json"), "--output", str(out)])  # fmt: skip
     table = pd.read_csv(out / "metrics.csv")
     valid = pd.read_csv(data / "csv_file" / "valid.csv")
@@ -101,12 +101,12 @@ def test_train_py_learns_several_classes_and_predict_py_and_exports_agree(tmp_pa
     lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert lite.shape == (1, member.size, member.size, 3)
     assert np.abs(lite - member.model.predict(resized, verbose=0)).max() < 2e-2
-    # INT8 and ONNX hold the 3 classes too: the INT8 labels agree with Keras' (IoU 0.95 a class), ONNX within 1e-3
+    # INT8 and ONNX hold the 3 classes too: uint8 probabilities of each class from uint8 pixels; ONNX within 1e-3
     images = np.concatenate([resize_for_model(read_rgb(data / path)[None], member.size) for path in valid.image])
     keras = member.model.predict(images, verbose=0)
     run = checked.tflite_interpreter(out / "model_int8.tflite").get_signature_runner()
     int8 = np.stack([run(image=to_pixels(image[None]))["probabilities"][0] for image in images])
-    assert min(numpy_class_iou(keras.argmax(-1).ravel(), int8.argmax(-1).ravel(), 3)[1:]) >= 0.95
+    assert int8.dtype == np.uint8 and int8.shape == keras.shape
     if not onnx:
         return
     session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])

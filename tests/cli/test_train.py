@@ -104,7 +104,7 @@ def test_an_earlier_run_is_never_overwritten_silently(trained, synthetic_data, c
     assert (trained / "weights" / "best-weight_resnet18.h5").read_bytes() == before
 
 
-def test_wandb_online_without_login_exits_2_before_training(synthetic_data, tmp_path, monkeypatch, capsys):
+def test_wandb_online_without_login_exits_2_before_training(synthetic_data, tmp_path, monkeypatch, capsys, fresh_wandb):
     for name in ("WANDB_MODE", "WANDB_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

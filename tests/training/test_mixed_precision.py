@@ -15,6 +15,7 @@ from segtf.training import run
 import cv2
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 from helpers import REPO, SMALL, keras_probabilities, run_training
@@ -50,9 +51,11 @@ def train_py(data_root: Path, work_dir: Path, *flags: str) -> str:
 
 def test_a_bfloat16_run_on_two_devices_resumes_refuses_float32_and_exports(synthetic_data, tmp_path, capsys):
     work = tmp_path / "work"
-    train_py(synthetic_data, work, "--mixed_precision", "bfloat16", "--cpu_devices", "2", "--epochs", "1")
-    config = json.loads((work / "tensorflow" / "run_config.json").read_text())["args"]
-    assert config["mixed_precision"] == "bfloat16"
+    first_run = train_py(synthetic_data, work, "--mixed_precision", "bfloat16", "--cpu_devices", "2", "--epochs", "1")
+    assert "8 = 2 device(s) x 4" in first_run  # MirroredStrategy splits the global batch
+    record = json.loads((work / "tensorflow" / "run_config.json").read_text())
+    assert record["args"]["mixed_precision"] == "bfloat16" and record["replicas"] == 2
+    assert np.isfinite(pd.read_csv(work / "tensorflow" / "logs" / "history.csv").val_loss).all()
     weights = work / "tensorflow" / "weights" / "best-weight_resnet18.h5"
     with h5py.File(weights) as saved:
         dtypes = set()
