@@ -5,6 +5,7 @@ run_config.json's "args" is the configuration flattened, as the flags name the s
 against the fields' types, by read_run_config, for --resume, predict.py, the cross-validation report and the exports.
 A setting missing from an older run's file takes its default, as that run did."""
 
+import collections.abc
 import dataclasses
 import json
 import typing
@@ -92,22 +93,25 @@ class TrainConfig:
     optimization: OptimizationConfig
     run: RunConfig
 
+    @classmethod
+    def part_types(cls) -> dict[str, type]:
+        """Each part's name and dataclass, in their order."""
+        return typing.get_type_hints(cls)
+
     def flat(self) -> dict:
         """The settings by their flags' names: run_config.json's "args"."""
-        parts = (self.loader, self.model, self.optimization, self.run)
+        parts = [getattr(self, name) for name in self.part_types()]
         return {f.name: getattr(part, f.name) for part in parts for f in dataclasses.fields(part)}
 
     @classmethod
     def from_flat(cls, values: Mapping[str, Any], source: str) -> "TrainConfig":
         """The configuration of flat settings (flat()), each checked against its field's type; UserError naming
         source and the setting at fault. Settings missing take their defaults."""
-        parts = {}
-        known = set()
-        for field in dataclasses.fields(cls):
-            part = typing.get_type_hints(cls)[field.name]
-            names = {f.name for f in dataclasses.fields(part)}
-            known |= names
-            parts[field.name] = part(**{k: check_value(values[k], part, k, source) for k in names if k in values})
+        parts, known = {}, set()
+        for name, part in cls.part_types().items():
+            hints = typing.get_type_hints(part)
+            known |= set(hints)
+            parts[name] = part(**{k: check_value(values[k], hints[k], k, source) for k in hints if k in values})
         unknown = sorted(set(values) - known)
         if unknown:
             raise UserError(f"{source}: unknown setting {', '.join(unknown)}")
@@ -123,7 +127,7 @@ def matches(value: Any, hint: Any) -> bool:
         return any(matches(value, a) for a in arguments)
     if hint is type(None):
         return value is None
-    if origin in (list, tuple, Sequence, typing.get_origin(Sequence[int])):
+    if origin in (list, tuple, collections.abc.Sequence):
         return isinstance(value, (list, tuple)) and all(matches(v, arguments[0]) for v in value)
     if hint is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -132,9 +136,8 @@ def matches(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
-def check_value(value: Any, part: type, name: str, source: str) -> Any:
-    """value, when it is of the type of part's field name; UserError otherwise."""
-    hint = typing.get_type_hints(part)[name]
+def check_value(value: Any, hint: Any, name: str, source: str) -> Any:
+    """value, when it is of the type hint of the setting name; UserError otherwise."""
     if name == "mixed_precision" and isinstance(value, bool):
         return PRECISION_OF_BOOL[value]
     if not matches(value, hint):

@@ -23,7 +23,7 @@ from segtf.cli.flags import (
     positive_int,
     share,
 )
-from segtf.config import LoaderConfig, ModelConfig, OptimizationConfig, RunConfig, TrainConfig
+from segtf.config import ModelConfig, OptimizationConfig, RunConfig, TrainConfig
 from segtf.dataset.classes import class_count_of, read_classes
 from segtf.errors import exit_on_user_error
 from segtf.modeling.losses import LOSSES
@@ -282,8 +282,7 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
         "class_names": class_names,
         "classes": args.classes or class_count_of(class_names),
     }
-    parts = (LoaderConfig, ModelConfig, OptimizationConfig, RunConfig)
-    return TrainConfig(*(config_part(part, values) for part in parts))
+    return TrainConfig(**{name: config_part(part, values) for name, part in TrainConfig.part_types().items()})
 
 
 def fold_choice(value: str):
