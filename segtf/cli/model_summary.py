@@ -14,7 +14,12 @@ def model_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description="Build a network as train.py builds it (from scratch: no weights are read) and print its "
         "parameter counts, input and output; --summary prints its layers too."
     )
-    parser.add_argument("--arch", default=ModelConfig.arch, choices=list(ARCHITECTURES), help="(default: %(default)s)")
+    parser.add_argument(
+        "--arch",
+        default=ModelConfig.arch,
+        choices=list(ARCHITECTURES),
+        help="segmentation_models' decoder, as train.py --arch (default: %(default)s)",
+    )
     parser.add_argument(
         "--backbone", default=ModelConfig.backbone, help="any segmentation_models backbone (default: %(default)s)"
     )
