@@ -103,4 +103,5 @@ def create_model(
         metrics=class_metrics(class_names) if class_names else dataset_metrics(),
         jit_compile=jit_compile,
     )
+    step.build(model.trainable_variables)  # here, not in the first step: a step that makes variables is traced twice
     return model
