@@ -13,15 +13,20 @@ from helpers import REPO, run_training
 
 TESTS = Path(__file__).resolve().parent
 NAILS_DIR = Path(os.environ.get("NAILS_DIR", REPO.parent / "shared" / "data" / "nails"))
+# Three pytest workers share two cores with the train.py processes that tests start; TensorFlow sizes its thread pools
+# for the whole machine in each process, and they spin against each other. One thread a pool: 18 % less CPU time on the
+# longest files (docs/benchmarks.md). Set before any test makes a TensorFlow context, and inherited by child processes.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 # The files whose tests take longest, longest first, by their path under tests/: pytest-xdist (-n 3 --dist loadfile in
 # pyproject.toml) hands out whole files in the order collected, so that starting with these the workers finish at
 # about the same time. Three workers on two cores: much of a test's time is single-threaded Python (tracing, imports),
 # which a third fills.
 LONGEST_FIRST = [
-    "training/test_cluster.py", "training/test_training_options.py", "cli/test_faults.py",
-    "training/test_checkpoints.py", "training/test_run.py", "training/test_mixed_precision.py",
-    "cli/test_class_runs.py", "evaluation/test_cross_validation.py", "export/test_checked.py",
-    "training/test_resume.py", "cli/test_class_training.py", "modeling/test_network.py", "export/test_convert.py",
+    "training/test_cluster.py", "training/test_training_options.py", "training/test_checkpoints.py",
+    "cli/test_faults.py", "export/test_checked.py", "training/test_run.py", "evaluation/test_cross_validation.py",
+    "training/test_mixed_precision.py", "training/test_resume.py", "cli/test_class_runs.py",
+    "cli/test_class_training.py", "export/test_convert.py", "modeling/test_network.py",
 ]  # fmt: skip
 
 
