@@ -26,7 +26,7 @@ def deployed(trained, synthetic_data, tmp_path_factory) -> tuple[Path, str, str]
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         patch.setattr(checked, "AGREEMENT_WARNING", 1.01)
         predict.main(["--weights", weights_of(trained), "--data_root", str(synthetic_data), "--export", "tflite",
-                      "tflite_int8", "onnx", "--calibration_images", "20", "--output", str(out)])  # fmt: skip
+                      "tflite_int8", "onnx", "--calibration_images", "8", "--output", str(out)])  # fmt: skip
     return out, printed.getvalue(), errors.getvalue()
 
 
