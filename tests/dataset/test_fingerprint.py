@@ -1,5 +1,5 @@
-"""The dataset fingerprint: each measure on hand-drawn masks, the files written, reading them back typed (and refusing
-malformed ones)."""
+"""The dataset fingerprint: each measure on hand-drawn masks, the files data_preparation.py writes, reading them back
+typed (and refusing malformed ones), and the summary's line."""
 
 import json
 from pathlib import Path
@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import prepare
 
 ONE = ["foreground"]
 
@@ -84,6 +85,73 @@ def test_several_classes_each_by_its_label_and_the_ignored_label_in_none():
     assert list(found) == ["plate", "lunula"]
     assert found["plate"] == {"share": 140 / 1600, "components": 1, "smallest": 140, "width": 5}
     assert found["lunula"] == {"share": 84 / 1600, "components": 1, "smallest": 84, "width": 3}
+
+
+def csv(data_root: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(data_root / "csv_file" / name)
+
+
+def test_prepared_data_has_a_row_a_pair_and_a_summary_of_the_training_pairs(synthetic_data):
+    train, valid = csv(synthetic_data, "train.csv"), csv(synthetic_data, "valid.csv")
+    pairs = csv(synthetic_data, "fingerprint.csv")
+    assert list(pairs.columns) == ["image", "split", "height", "width", "foreground_share", "foreground_components",
+                                   "foreground_smallest", "foreground_width"]  # fmt: skip
+    assert sorted(pairs.image) == sorted([*train.image, *valid.image])
+    assert sorted(pairs[pairs.split == "train"].image) == sorted(train.image)
+    by_image = pairs.set_index("image")
+    assert np.allclose(by_image.loc[train.image, "foreground_share"], train.foreground, atol=1e-6)
+    row = by_image.loc[train.image[0]]
+    mask = cv2.imread(str(synthetic_data / train["mask"][0]), cv2.IMREAD_UNCHANGED)
+    measured = pair_fingerprint(mask, ONE)["foreground"]
+    assert [row.foreground_components, row.foreground_smallest] == [measured["components"], measured["smallest"]]
+    assert row.foreground_width == pytest.approx(measured["width"], abs=1e-6)
+
+    summary = json.loads(fingerprint_path(synthetic_data).read_text())
+    assert summary["pairs"] == len(train)
+    training = pairs[pairs.split == "train"]
+    present = training[training.foreground_components > 0]
+    assert summary["classes"]["foreground"]["present_in"] == pytest.approx(len(present) / len(train))
+    widths = np.percentile(present.foreground_width, [50, 10, 90])
+    assert list(summary["classes"]["foreground"]["width"].values()) == pytest.approx(widths, abs=1e-5)
+    assert summary["image_height"]["median"] == np.median(training.height)
+
+
+def test_three_classes_are_fingerprinted_by_their_names(tmp_path):
+    prepare(tmp_path / "three", "--synthetic", "10", "--classes", "3")
+    summary = json.loads(fingerprint_path(tmp_path / "three").read_text())
+    assert list(summary["classes"]) == ["class_1", "class_2"]
+    columns = list(csv(tmp_path / "three", "fingerprint.csv").columns)
+    assert columns[4:] == [f"class_{k}_{m}" for k in (1, 2) for m in ("share", "components", "smallest", "width")]
+
+
+def test_two_classes_leave_the_ignored_pixels_out_though_read_as_binary_masks(tmp_path):
+    labels = np.zeros((40, 40), np.uint8)
+    labels[10:13, 5:35] = 1  # 3 wide
+    labels[13:18, 5:35] = 255  # ignored, touching it: were it counted, 8 wide
+    for folder, array in (("images", np.zeros((40, 40, 3), np.uint8)), ("masks", labels)):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "data" / folder / "a.png"), array)
+    prepare(tmp_path / "data", "--classes", "2", "--ignore_value", "255", "--valid_fraction", "0")
+    row = csv(tmp_path / "data", "fingerprint.csv").iloc[0]
+    assert [row.class_1_share, row.class_1_components, row.class_1_smallest, row.class_1_width] == [
+        pytest.approx(90 / 1600), 1, 90, 3]  # fmt: skip
+
+
+def test_a_rerun_converting_nothing_writes_both_files_again_and_the_summary_says_them(tmp_path, capsys):
+    data_root = tmp_path / "data"
+    prepare(data_root, "--synthetic", "12")
+    written = {name: (data_root / "csv_file" / name).read_bytes() for name in ("fingerprint.csv", "fingerprint.json")}
+    for name in written:
+        (data_root / "csv_file" / name).unlink()
+    capsys.readouterr()
+    prepare(data_root)
+    out = capsys.readouterr().out
+    assert "0 files converted" in out
+    assert {name: (data_root / "csv_file" / name).read_bytes() for name in written} == written
+    train = csv(data_root, "train.csv")
+    assert f"  fingerprint: {len(train)} training pairs, images " in out
+    assert "(median); foreground: in " in out
+    assert f"  {describe(read_fingerprint(data_root))[0]}\n" in out
 
 
 def training_row(mask: np.ndarray, split: str = "train") -> dict:
