@@ -20,7 +20,7 @@ from segtf.errors import UserError, exit_on_user_error
 def data_preparation_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Convert images and masks to PNG, pair and validate them, and write "
-        "DATA/csv_file/{train,valid,train_<group>,rejected}.csv.",
+        "DATA/csv_file/{train,valid,train_<group>,rejected}.csv and the masks' fingerprint, fingerprint.{csv,json}.",
     )
     add_data_root(parser)
     parser.add_argument(

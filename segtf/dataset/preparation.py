@@ -1,5 +1,5 @@
 """Preparing a dataset: pair images with masks, convert them to PNG under DATA/png/, split them, and write the
-CSVs, the manifest of what was converted (reruns convert only changes) and a summary."""
+CSVs, the masks' fingerprint, the manifest of what was converted (reruns convert only changes) and a summary."""
 
 import functools
 import hashlib
@@ -17,6 +17,13 @@ from segtf.dataset.classes import (
     class_fractions,
     to_label_mask,
     write_classes,
+)
+from segtf.dataset.fingerprint import (
+    describe,
+    foreground_names,
+    pair_fingerprint,
+    read_fingerprint,
+    write_fingerprint,
 )
 from segtf.dataset.images import (
     IMAGE_EXTENSIONS,
@@ -173,8 +180,8 @@ def prepare_pair(
     pair: Pair, data_root: Path, rule: MaskRule, classes: Optional[ClassRule], known: dict, force: bool
 ) -> dict:
     """Convert one pair unless its PNGs hold its sources' content already, and describe it (with classes, each
-    class's share of the pixels too); a rejected pair carries a 'reason'. known: the records of the last finished
-    run, by relative path."""
+    class's share of the pixels too) and fingerprint its mask, converted or not; a rejected pair carries a 'reason'.
+    known: the records of the last finished run, by relative path."""
     row = {"image": pair.image, "mask": pair.mask, "split": pair.split, "group": pair.group, "converted": 0}
     targets = png_path(data_root, pair.image), png_path(data_root, pair.mask)
     sources = (pair.image, pair.mask)
@@ -206,6 +213,7 @@ def prepare_pair(
         "width": width,
         "foreground": float(np.count_nonzero(mask)) / mask.size,
         **shares,
+        "fingerprint": pair_fingerprint(mask, foreground_names(classes.names if classes else None)),
         "records": {relative(data_root, s): r for s, r in zip(sources, records)},
     }
 
@@ -297,6 +305,9 @@ def print_summary(
     print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
     if (fg == 0).any():
         print(f"  empty masks: {(fg == 0).sum()}, kept as images without foreground (--drop_empty leaves them out)")
+    fingerprint = read_fingerprint(data_root)
+    for line in describe(fingerprint) if fingerprint else ["fingerprint: none, without training pairs"]:
+        print(f"  {line}")
 
 
 def read_manifest(data_root: Path) -> dict:
@@ -360,6 +371,7 @@ def prepare(
         write_manifest(data_root, rules, results)
         write_csvs(data_root, rows, rejected, rules[1])
         write_classes(data_root, rules[1])
+        write_fingerprint(data_root, rows, foreground_names(rules[1].names if rules[1] else None))
     except OSError as error:  # a full disk
         raise UserError(f"cannot write into {data_root}: {error.strerror or error}") from error
     if not rows:
