@@ -16,6 +16,7 @@ from segtf.errors import UserError
 from segtf.files import write_text
 
 PRECISION_OF_BOOL = {True: "float16", False: "float32"}  # runs before --mixed_precision took names recorded a bool
+BEFORE_PLANS = {"plan": "none", "plan_reasons": []}  # a run that records no plan had none (JSON has lists)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,7 @@ class OptimizationConfig:
     ema: float = 0.0  # decay of the weights' moving average, 0: none
     monitor: str = "val_iou"
     patience: Optional[int] = None  # epochs without progress before stopping, None: never
+    time_budget: Optional[float] = None  # minutes of wall-clock time that epochs and steps are fitted to
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,8 @@ class RunConfig:
     overwrite: bool = False
     folds: Optional[int] = None
     fold: Union[int, str] = "all"
+    plan: str = "auto"  # auto: settings not given are planned from the data (training/plan.py); none: the defaults
+    plan_reasons: Sequence[str] = ()  # the plan's choices, one line each
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +111,7 @@ class TrainConfig:
     def from_flat(cls, values: Mapping[str, Any], source: str) -> "TrainConfig":
         """The configuration of flat settings (flat()), each checked against its field's type; UserError naming
         source and the setting at fault. Settings missing take their defaults."""
-        parts, known = {}, set()
+        parts, known, values = {}, set(), {**BEFORE_PLANS, **values}
         for name, part in cls.part_types().items():
             hints = typing.get_type_hints(part)
             known |= set(hints)

@@ -4,8 +4,9 @@ command that resumes the run."""
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from segtf.cli.flags import (
     OPTIMIZER_DEFAULTS,
@@ -23,12 +24,14 @@ from segtf.cli.flags import (
     positive_int,
     share,
 )
-from segtf.config import ModelConfig, OptimizationConfig, RunConfig, TrainConfig
+from segtf.config import ModelConfig, OptimizationConfig, RunConfig, SavedRun, TrainConfig, read_run_config
 from segtf.dataset.classes import class_count_of, read_classes
+from segtf.dataset.fingerprint import read_fingerprint
 from segtf.errors import exit_on_user_error
 from segtf.modeling.losses import LOSSES
 from segtf.modeling.network import ARCHITECTURES
 from segtf.training import checkpoints
+from segtf.training.plan import PLANNED, make_plan
 from segtf.training.run import MIN_STEPS_PER_EPOCH, train_runs
 
 import tensorflow as tf
@@ -136,15 +139,23 @@ def add_optimizer_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--epochs",
         type=positive_int,
-        default=OptimizationConfig.epochs,
-        help="total epochs of the run (default: %(default)s)",
+        help=f"total epochs of the run (default: {OptimizationConfig.epochs}, or as --time_budget fits them; a "
+        "resumed run: its own)",
+    )
+    group.add_argument(
+        "--time_budget",
+        type=positive_minutes,
+        metavar="MINUTES",
+        help="end the run within this many minutes of wall-clock time, validation and saving included: the speed "
+        "of a step is measured first, then the epochs and their steps are fitted to the time and the learning-rate "
+        "schedule to them; with --folds, the budget of all the folds together (default: off)",
     )
     group.add_argument(
         "--steps_per_epoch",
         type=positive_int,
         metavar="N",
         help=f"training steps between two validations (default: one pass over the training set, "
-        f"but at least {MIN_STEPS_PER_EPOCH})",
+        f"but at least {MIN_STEPS_PER_EPOCH}; with --time_budget, as many as fill the time)",
     )
     group.add_argument(
         "--optimizer",
@@ -231,7 +242,7 @@ def add_fold_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
         "WORK/tensorflow/."
@@ -240,10 +251,32 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--work_dir", default=RunConfig.work_dir, metavar="WORK", help="output folder (default: %(default)s)"
     )
+    parser.add_argument(
+        "--plan",
+        default=RunConfig.plan,
+        choices=["auto", "none"],
+        help=f"auto: the settings not given ({', '.join('--' + name for name in PLANNED)}) are chosen from the "
+        "data's fingerprint (data_preparation.py writes it), the devices and --encoder_weights, each choice printed "
+        "with its reason (docs/plan.md); none: their plain defaults (default: %(default)s)",
+    )
     add_loader_args(parser)
     for add in (add_device_args, add_model_args, add_optimizer_args, add_run_args, add_fold_args):
         add(parser)
+    return parser
+
+
+def given_flags(argv: Optional[Sequence[str]] = None) -> frozenset[str]:
+    """The settings the command line names, whatever their values: the plan leaves them as they are."""
+    parser, absent = train_parser(), object()  # not a string: argparse would convert a string default by its type
+    parser.set_defaults(**{name: absent for name in vars(parser.parse_args(argv))})
+    return frozenset(name for name, value in vars(parser.parse_args(argv)).items() if value is not absent)
+
+
+def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = train_parser()
     args = parser.parse_args(argv)
+    if args.time_budget and args.epochs:
+        parser.error("--epochs and --time_budget exclude each other: the budget sets the epochs")
     check_loader_args(parser, args)
     if args.device and "cpu" in args.device and len(args.device) > 1:
         parser.error("--device takes GPU indices or cpu, not both")
@@ -270,18 +303,22 @@ def train_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
-def train_config(args: argparse.Namespace) -> TrainConfig:
+def train_config(args: argparse.Namespace, given: Optional[Collection[str]] = None) -> TrainConfig:
     """The configuration of the flags, with the optimizer's defaults and the data's classes where they are not
-    given."""
+    given; given: the flags on the command line, the plan choosing the others (None: no plan)."""
     learning_rate, weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
     class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
     values = {
         **vars(args),
+        "epochs": args.epochs or OptimizationConfig.epochs,
         "learning_rate": learning_rate,
         "weight_decay": weight_decay,
         "class_names": class_names,
         "classes": args.classes or class_count_of(class_names),
+        "plan_reasons": (),
     }
+    if given is not None:
+        values = planned(values, given)
     return TrainConfig(**{name: config_part(part, values) for name, part in TrainConfig.part_types().items()})
 
 
@@ -297,11 +334,44 @@ def resume_command() -> str:
     return " ".join(shlex.quote(a) for a in ["python", *argv, "--resume"])
 
 
+def saved_run(work_dir: Path) -> Optional[SavedRun]:
+    """The run in work_dir, or its first fold's; None when there is none."""
+    found = sorted(work_dir.glob("tensorflow/run_config.json")) + sorted(
+        work_dir.glob("fold_*/tensorflow/run_config.json")
+    )
+    return read_run_config(found[0]) if found else None
+
+
+def planned(values: dict, given: Collection[str]) -> dict:
+    """values with the settings that the command line does not give taken from the run that --resume continues,
+    or else from the plan of the data (--plan auto), whose reasons are printed."""
+    resumed = saved_run(Path(values["work_dir"])) if values["resume"] else None
+    if resumed:  # its plan, its length and its budget
+        kept = set(PLANNED) | {"epochs", "steps_per_epoch", "time_budget", "plan", "plan_reasons"}
+        return {**values, **{k: v for k, v in resumed.config.flat().items() if k in kept and k not in given}}
+    if values["plan"] == "none":
+        return values
+    on_gpu = values["device"] != ["cpu"] and bool(tf.config.list_physical_devices("GPU"))
+    plan = make_plan(read_fingerprint(Path(values["data_root"])), values, given, on_gpu)
+    for reason in plan.reasons:
+        print(f"plan: {reason}")
+    return {**values, **plan.settings, "plan_reasons": plan.reasons}
+
+
+def positive_minutes(value: str) -> float:
+    """--time_budget: minutes above 0."""
+    minutes = non_negative_float(value)
+    if minutes == 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 minutes, got {value}")
+    return minutes
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
+    started = time.monotonic()
     args = train_args(argv)
     try:
         with exit_on_user_error():
-            train_runs(train_config(args))
+            train_runs(train_config(args, given_flags(argv)), started)
     except checkpoints.StopRequested as stop:
         print(f"{stop}; continue with: {resume_command()}", file=sys.stderr)
         sys.exit(128 + stop.signum)

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -22,17 +23,13 @@ from segtf.dataset.input_scaling import batch_dtype
 from segtf.dataset.layout import split_csv
 from segtf.errors import UserError
 from segtf.evaluation.cross_validation import write_out_of_fold
-from segtf.evaluation.pictures import plot_history
 from segtf.modeling.losses import CLASS_LOSSES, make_loss
 from segtf.modeling.network import check_encoder, create_model
-from segtf.modeling.optimizers import learning_rate_schedule
 from segtf.modeling.precision import PRECISIONS, auto_precision, cpu_flags, gpu_capabilities
 from segtf.run_paths import RunPaths, work_paths
-from segtf.training import checkpoints
+from segtf.training import budget, checkpoints
 from segtf.training.callbacks import check_wandb_login, make_callbacks
-from segtf.training.checkpoints import best_epoch
 from segtf.training.distribute import (
-    cluster_line,
     cluster_resolver,
     is_chief,
     make_strategy,
@@ -40,6 +37,7 @@ from segtf.training.distribute import (
     shared_seed,
     weights_checksum,
 )
+from segtf.training.report import print_start, print_summary, schedule_change
 from segtf.training.workdir import (
     check_work_dir,
     holding_work_dir,
@@ -159,22 +157,6 @@ def build_model(config: TrainConfig, strategy: tf.distribute.Strategy, steps: in
     return model
 
 
-def print_start(
-    config: TrainConfig, strategy: tf.distribute.Strategy, chief: bool, n_train: int, n_valid: int, steps: int
-) -> None:
-    replicas, batch_size, optimization = strategy.num_replicas_in_sync, config.loader.batch_size, config.optimization
-    if strategy.cluster_resolver is not None:
-        print(cluster_line(strategy, chief))
-    print(
-        f"training on {n_train} pairs, {optimization.epochs} epochs of {steps} steps of {batch_size} = {replicas} "
-        f"device(s) x {batch_size // replicas}, {optimization.optimizer} at {optimization.learning_rate:g} "
-        f"({optimization.lr_schedule}), seed {config.loader.seed}"
-        f"{f', EMA {optimization.ema:g}' if optimization.ema else ''}; validating on {n_valid}"
-    )
-    if batch_size > n_train:
-        print(f"note: --batch_size {batch_size} is more than the {n_train} training pairs: batches repeat pairs")
-
-
 def fit(
     model: tf.keras.Model,
     train: tf.distribute.DistributedDataset,
@@ -212,34 +194,6 @@ def fit(
         ) from error
 
 
-def print_summary(paths: RunPaths, config: TrainConfig, seconds: list, steps: int) -> None:
-    """The chief's last words: the best epoch, the speed, where everything is; Weights & Biases' run closed."""
-    if config.run.log == "wandb":
-        import wandb
-
-        wandb.finish()
-    if config.run.log == "tensorboard":
-        print(f"tensorboard: python -m tensorboard.main --logdir {paths.tensorboard.parent}")
-    history = pd.read_csv(paths.history)
-    monitor, batch_size = config.optimization.monitor, config.loader.batch_size
-    best = best_epoch(history, monitor)
-    steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model
-    speed = ""  # stays so when every epoch had finished before a resume
-    if steady:
-        per_epoch = float(np.median(steady))
-        speed = f"; {per_epoch:.1f} s per epoch of training, {steps * batch_size / per_epoch:.1f} images/s"
-    print(
-        f"best epoch {int(best.epoch) + 1} of {len(history)} ({len(history) * steps} steps of {batch_size}) by "
-        f"{monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}"
-        + (f", val_loss {best.val_loss:.4f}" if "val_loss" in best else "")  # patch training validates without
-        + speed
-    )
-    print(f"weights: {paths.best} (best), {paths.last} (last)")
-    print(f"history: {paths.history}; run config: {paths.config}")
-    plot_history(paths.history, paths.curves)
-    print(f"pictures: {paths.pictures} (validation images, true and predicted masks), {paths.curves}")
-
-
 def resolved(config: TrainConfig, resumed: Optional[SavedRun], strategy: tf.distribute.Strategy) -> TrainConfig:
     """The configuration with its precision and seed chosen for these devices (auto, or none given)."""
     loader = dataclasses.replace(
@@ -251,9 +205,15 @@ def resolved(config: TrainConfig, resumed: Optional[SavedRun], strategy: tf.dist
 
 
 def train_model(
-    config: TrainConfig, paths: RunPaths, strategy: tf.distribute.Strategy, resumed: Optional[SavedRun], chief: bool
+    config: TrainConfig,
+    paths: RunPaths,
+    strategy: tf.distribute.Strategy,
+    resumed: Optional[SavedRun],
+    chief: bool,
+    deadline: Optional[float],
 ) -> None:
-    """Data, model, fit and summary, on the strategy's devices."""
+    """Data, model, fit and summary, on the strategy's devices; with --time_budget, a new run's epochs fitted to
+    end by deadline (time.monotonic())."""
     replicas = strategy.num_replicas_in_sync
     if config.loader.batch_size % replicas:
         raise UserError(f"--batch_size {config.loader.batch_size} does not split evenly over {replicas} devices")
@@ -261,6 +221,9 @@ def train_model(
     tf.keras.utils.set_random_seed(config.loader.seed)
     train_batches, n_train, valid_batches, n_valid = build_datasets(config, strategy)
     steps = steps_per_epoch(config, n_train, resumed)
+    if deadline is not None and not resumed:
+        config = within_budget(config, strategy, train_batches, valid_batches, steps, deadline)
+        steps = config.optimization.steps_per_epoch
     model = build_model(config, strategy, steps)
     save_run_config(paths, config, strategy, {"train": n_train, "valid": n_valid}, steps)
     print_start(config, strategy, chief, n_train, n_valid, steps)
@@ -278,22 +241,24 @@ def train_model(
             write_out_of_fold(paths, config)
 
 
-def schedule_change(config: TrainConfig, resumed: SavedRun, finished: int) -> str:
-    """What the learning rate does when a run goes on with other --epochs than it began with: the schedule is the
-    one of the new length, at the step the run reached."""
-    optimization = config.optimization
-    planned, steps = resumed.config.optimization.epochs, resumed.steps_per_epoch
-    change = f"--epochs {optimization.epochs} instead of {planned}: "
-    if optimization.lr_schedule != "cosine":
-        return change + f"the {optimization.lr_schedule} learning rate goes on as it was"
-    rate = learning_rate_schedule("cosine", optimization.learning_rate, optimization.epochs * steps)(finished * steps)
-    return change + (
-        f"the cosine schedule now spans {optimization.epochs} epochs, so the learning rate is {float(rate):.3g} at "
-        f"epoch {finished + 1} (the peak is {optimization.learning_rate:g}) and decays to 0 at the last step"
-    )
+def within_budget(
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    train: tf.distribute.DistributedDataset,
+    valid: tf.data.Dataset,
+    floor_steps: int,
+    deadline: float,
+) -> TrainConfig:
+    """The configuration with the epochs and steps that end the run by deadline, at the speed of a throwaway
+    model; the seed set again after it, so that the run's own model starts as it would without."""
+    speed = budget.measure_speed(lambda: build_model(config, strategy, floor_steps), config, train, valid)
+    tf.keras.utils.set_random_seed(config.loader.seed)
+    fitted = budget.fit_to_budget(config, speed, deadline - time.monotonic(), floor_steps)
+    print(budget.describe(fitted, speed, deadline))
+    return fitted
 
 
-def run_training(config: TrainConfig, paths: RunPaths) -> None:
+def run_training(config: TrainConfig, paths: RunPaths, deadline: Optional[float]) -> None:
     """Check everything cheap first, ready the work folder, join the cluster if there is one, and train.
     In a cluster the chief readies the work folder before the others can go on, since making the
     strategy waits for every worker."""
@@ -317,11 +282,13 @@ def run_training(config: TrainConfig, paths: RunPaths) -> None:
                   "no epoch had finished: starting over")  # fmt: skip
     if resolver is not None and config.loader.patch_size:  # each worker would validate on its own and choose otherwise
         raise UserError("--patch_size trains on one machine only for now, not in a cluster")
+    if resolver is not None and config.optimization.time_budget:  # each worker would measure a speed of its own
+        raise UserError("--time_budget trains on one machine only for now, not in a cluster")
     strategy = make_strategy(config.run.device, config.run.cpu_devices, resolver)
     if not chief:
         paths = worker_paths(paths, resolver.task_id)
     try:
-        train_model(config, paths, strategy, resumed, chief)
+        train_model(config, paths, strategy, resumed, chief, deadline)
     finally:
         if not chief:
             shutil.rmtree(paths.root, ignore_errors=True)
@@ -361,17 +328,23 @@ def check_classes(config: TrainConfig) -> None:
         raise UserError(f"--loss {model_config.loss} is for one class; with several classes: {', '.join(CLASS_LOSSES)}")
 
 
-def train_runs(config: TrainConfig) -> None:
+def train_runs(config: TrainConfig, started: Optional[float] = None) -> None:
     """Each run of fold_runs in turn, its folder held by the chief alone (one run a folder). With --resume, a
-    fold that is done is skipped, and one that finished training but not its out-of-fold predictions writes them."""
+    fold that is done is skipped, and one that finished training but not its out-of-fold predictions writes them.
+    With --time_budget, counted from started (time.monotonic(); default: now), each run gets an equal share of
+    what is left when it begins."""
     check_classes(config)
     chief = is_chief(cluster_resolver(config.run.cluster))
-    for fold_config, paths in fold_runs(config):
+    budget_minutes = config.optimization.time_budget
+    end = (started or time.monotonic()) + budget_minutes * 60 if budget_minutes else None
+    runs = fold_runs(config)
+    for number, (fold_config, paths) in enumerate(runs):
+        deadline = None if end is None else time.monotonic() + (end - time.monotonic()) / (len(runs) - number)
         with holding_work_dir(paths.root) if chief else contextlib.nullcontext():
-            train_run(fold_config, paths)
+            train_run(fold_config, paths, deadline)
 
 
-def train_run(config: TrainConfig, paths: RunPaths) -> None:
+def train_run(config: TrainConfig, paths: RunPaths, deadline: Optional[float]) -> None:
     run = config.run
     if run.resume and paths.out_of_fold.is_dir():
         print(f"fold {run.fold} is done: {paths.out_of_fold}")
@@ -380,4 +353,4 @@ def train_run(config: TrainConfig, paths: RunPaths) -> None:
     else:
         if run.folds:
             print(f"fold {run.fold} of {run.folds}, into {paths.root}")
-        run_training(config, paths)
+        run_training(config, paths, deadline)
