@@ -23,8 +23,7 @@ KILL_POINTS = [
     ("validation", 0, 0),
     ("first_file", 0, 1),
     ("staged", 1, 1),
-    ("before_backup", 1, 1),
-]
+]  # before_backup (pending files complete, the backup not saved) is test_recovery_...'s second, hand-built case
 
 
 def test_a_run_killed_at_every_early_point_in_turn_resumes_to_exactly_its_epochs(synthetic_data, tmp_path):

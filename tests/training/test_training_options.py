@@ -1,6 +1,6 @@
 """The training options users expect from peers: other decoders (--arch fpn, linknet) that train, predict by
 windows and export; --init_weights, which starts a run from another run's weights; --ema, whose averaged weights are
-validated, saved and exported; and --resume --epochs M, which continues a finished run."""
+validated and saved (and so exported); and --resume --epochs M, which continues a finished run."""
 
 import shutil
 from pathlib import Path
@@ -66,7 +66,7 @@ def differ(first: list, second: list) -> bool:
     return not all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
-def test_ema_weights_are_validated_saved_and_exported(synthetic_data, tmp_path):
+def test_ema_weights_are_validated_and_saved(synthetic_data, tmp_path):
     config = small_config(synthetic_data, tmp_path / "work", "--ema", "0.5", "--epochs", "1")
     paths = work_paths(tmp_path / "work", config.model.backbone)
     prepare_work_dir(paths, resume=False)
@@ -85,14 +85,7 @@ def test_ema_weights_are_validated_saved_and_exported(synthetic_data, tmp_path):
     assert history.history["val_loss"][0] == pytest.approx(averaged_loss, rel=1e-5)
     model.set_weights(trained[0])
     assert model.evaluate(valid, verbose=0, return_dict=True)["loss"] != pytest.approx(averaged_loss, rel=1e-6)
-
-    image = sorted((synthetic_data / "png" / "valid" / "images").rglob("*.png"))[0]
-    predict.main(["--weights", str(paths.best), "--input", str(image), "--export", "savedmodel",
-                  "--output", str(tmp_path / "out")])  # fmt: skip
-    serve = tf.saved_model.load(str(tmp_path / "out" / "savedmodel")).signatures["serving_default"]
-    served = serve(images=tf.constant(read_rgb(image)[None]))["probabilities"].numpy()[0, ..., 0]
-    _, _, expected = next(ensemble_probabilities([load_member(paths.best, {"batch_size": 8})], [image], 8, None, {}))
-    assert np.abs(served - expected).max() < 1e-4
+    # the exports read the saved weights, which hold the average: export/test_convert.py checks them against Keras
 
 
 def test_resume_with_more_epochs_continues_a_finished_run(trained, synthetic_data, tmp_path, capsys):
