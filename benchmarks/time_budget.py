@@ -5,8 +5,9 @@
 Copies the nails set (NAILS_DIR) into WORK, prepares it, and runs the short command of the README on the CPU:
 train.py --data_root --work_dir --device cpu --encoder_weights none --time_budget MINUTES --seed 1. Prints the
 plan and budget lines train.py printed, the process's wall-clock time against the budget (the acceptance of issue
-36: at most 5 % over), the steps trained against the steps the cosine schedule spans, and the best val IoU. The CPU
-(lscpu's model name) is printed with the figures: a step's speed differs between machines, which the budget reads.
+36: at most 5 % over), the steps trained against the steps the cosine schedule spans, and the best val IoU;
+train.py's output is kept in WORK/train.log. The CPU (lscpu's model name) is printed with the figures: a step's
+speed differs between machines, which the budget reads.
 """
 
 import argparse
@@ -50,6 +51,7 @@ def main() -> None:
     begin = time.monotonic()
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - begin
+    (args.work / "train.log").write_text(result.stdout + result.stderr)  # each epoch's time, in Keras' lines
     if result.returncode:
         sys.exit(f"train.py exited {result.returncode}: {result.stderr[-3000:]}")
     for line in result.stdout.splitlines():
