@@ -136,13 +136,15 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         "--image_size",
         type=image_size,
         default=LoaderConfig.image_size,
-        help="side of the square model input in pixels, a multiple of 32 (default: %(default)s)",
+        help="side of the square model input in pixels, a multiple of 32 (default: %(default)s; train.py plans it: "
+        "--plan)",
     )
     parser.add_argument(
         "--batch_size",
         type=positive_int,
         default=LoaderConfig.batch_size,
-        help="global batch size: the samples of one step over all devices together (default: %(default)s)",
+        help="global batch size: the samples of one step over all devices together (default: %(default)s; train.py "
+        "plans it: --plan)",
     )
     parser.add_argument(
         "--balance",
@@ -198,14 +200,15 @@ def add_loader_args(parser: argparse.ArgumentParser) -> None:
         help="train on random P x P pixel crops (a multiple of 32) of the images rescaled by --scale, instead of "
         "whole images squashed to --image_size, and validate whole images by sliding P x P windows, scored at "
         "their own resolution; for large images and small structures. Crops are read, only their own rows, from "
-        "uncompressed copies in DATA/cache/scale<S>/, about 4 bytes a pixel of the rescaled images (default: off)",
+        "uncompressed copies in DATA/cache/scale<S>/, about 4 bytes a pixel of the rescaled images (default: off; "
+        "train.py plans it: --plan)",
     )
     parser.add_argument(
         "--scale",
         type=scale_factor,
         default=LoaderConfig.scale,
         help="with --patch_size: the factor by which images are rescaled before cropping, e.g. 0.5 halves "
-        "their sides (default: %(default)s)",
+        "their sides (default: %(default)s; train.py plans it: --plan)",
     )
     parser.add_argument(
         "--foreground_share",

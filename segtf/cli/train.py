@@ -84,7 +84,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--backbone",
         default=ModelConfig.backbone,
         help="encoder: any segmentation_models backbone, e.g. efficientnetb0-b7, resnet18-152, mobilenetv2 "
-        "(default: %(default)s)",
+        "(default: %(default)s, or as --plan chooses)",
     )
     group.add_argument(
         "--encoder_weights",
