@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Callable
 
 from segtf.config import TrainConfig
-from segtf.dataset import pipeline
-from segtf.dataset.folds import run_splits
-from segtf.dataset.layout import split_csv
 from segtf.errors import UserError
-from segtf.training.callbacks import sliding_window_validation
+from segtf.training.callbacks import run_window_validation
 
 import numpy as np
 import tensorflow as tf
@@ -49,14 +46,9 @@ def timed_steps(model: tf.keras.Model, train: tf.distribute.DistributedDataset) 
 
 def validation_seconds(model: tf.keras.Model, config: TrainConfig, valid: tf.data.Dataset) -> float:
     """One validation as the run does it (the first, tracing included: an overestimate by a little)."""
-    loader, run = config.loader, config.run
     begin = time.perf_counter()
-    if loader.patch_size:
-        table = pipeline.read_samples(split_csv(Path(loader.data_root), run_splits(run.folds, run.fold)[1]))
-        callback = sliding_window_validation(
-            model, table, pipeline.patches_of(loader), loader.batch_size, run.tta, config.model.class_names
-        )
-        callback.on_epoch_end(0, {})
+    if config.loader.patch_size:
+        run_window_validation(config, model).on_epoch_end(0, {})
     else:
         model.evaluate(valid, verbose=0)
     return time.perf_counter() - begin

@@ -92,6 +92,15 @@ def sliding_window_validation(
     return tf.keras.callbacks.LambdaCallback(on_epoch_end=validate)
 
 
+def run_window_validation(config: TrainConfig, model: tf.keras.Model) -> tf.keras.callbacks.Callback:
+    """sliding_window_validation of a patch run (--patch_size): its validation split, windows and TTA."""
+    loader, run = config.loader, config.run
+    table = pipeline.read_samples(split_csv(Path(loader.data_root), run_splits(run.folds, run.fold)[1]))
+    return sliding_window_validation(
+        model, table, pipeline.patches_of(loader), loader.batch_size, run.tta, config.model.class_names
+    )
+
+
 def check_wandb_login() -> None:
     """An online wandb run without a login would stop at a prompt, or fail after the data is loaded."""
     from wandb.apis import InternalApi
@@ -133,11 +142,7 @@ def make_callbacks(
     mode = checkpoints.monitor_mode(optimization.monitor)
     callbacks = [AveragedValidation()] if optimization.ema else []
     if loader.patch_size:  # first: the callbacks after it read the val_iou it adds
-        table = pipeline.read_samples(split_csv(Path(loader.data_root), run_splits(run.folds, run.fold)[1]))
-        patches = pipeline.patches_of(loader)
-        callbacks.append(
-            sliding_window_validation(model, table, patches, loader.batch_size, run.tta, config.model.class_names)
-        )
+        callbacks.append(run_window_validation(config, model))
     callbacks += [
         checkpoints.CommittedEpochs(paths, optimization.monitor, steps),
         epoch_timer(seconds),
