@@ -31,6 +31,7 @@ from segtf.errors import exit_on_user_error
 from segtf.modeling.losses import LOSSES
 from segtf.modeling.network import ARCHITECTURES
 from segtf.training import checkpoints
+from segtf.training.distribute import devices_of
 from segtf.training.plan import PLANNED, make_plan
 from segtf.training.run import MIN_STEPS_PER_EPOCH, train_runs
 
@@ -351,8 +352,8 @@ def planned(values: dict, given: Collection[str]) -> dict:
         return {**values, **{k: v for k, v in resumed.config.flat().items() if k in kept and k not in given}}
     if values["plan"] == "none":
         return values
-    on_gpu = values["device"] != ["cpu"] and bool(tf.config.list_physical_devices("GPU"))
-    plan = make_plan(read_fingerprint(Path(values["data_root"])), values, given, on_gpu)
+    on_gpus = devices_of(values["device"]) != ["cpu"]
+    plan = make_plan(read_fingerprint(Path(values["data_root"])), values, given, on_gpus)
     for reason in plan.reasons:
         print(f"plan: {reason}")
     return {**values, **plan.settings, "plan_reasons": plan.reasons}

@@ -47,12 +47,17 @@ def is_chief(resolver: Optional[Resolver]) -> bool:
     return resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
 
 
+def devices_of(device: Optional[list]) -> list:
+    """--device as given, else every visible GPU's number, else ["cpu"]."""
+    return device or list(range(len(tf.config.list_physical_devices("GPU")))) or ["cpu"]
+
+
 def choose_devices(device: Optional[list], cpu_devices: int) -> bool:
     """Make exactly the chosen GPUs visible (or none); True when training on GPUs. Only configures
     devices: MultiWorkerMirroredStrategy must come before TensorFlow starts using them."""
     os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # number GPUs as nvidia-smi does, not fastest first
     gpus = tf.config.list_physical_devices("GPU")
-    device = device or list(range(len(gpus))) or ["cpu"]
+    device = devices_of(device)
     if device == ["cpu"]:
         if gpus:
             tf.config.set_visible_devices([], "GPU")
