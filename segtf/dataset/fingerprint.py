@@ -170,16 +170,19 @@ def pair_table(data_root: Path, rows: Sequence[dict], class_names: Sequence[str]
     return table.astype(counts).sort_values("image")
 
 
-def write_fingerprint(data_root: Path, rows: Sequence[dict], class_names: Sequence[str]) -> None:
+def write_fingerprint(data_root: Path, rows: Sequence[dict], class_names: Sequence[str]) -> Optional[Fingerprint]:
     """fingerprint.csv, a row for each prepared pair (prepare_pair's rows), and fingerprint.json, the summary over
-    the training pairs: none (an earlier one removed) when there is no training pair. Each whole or not at all."""
+    the training pairs: none (an earlier one removed) when there is no training pair. Each whole or not at all.
+    Returns the summary written, as read_fingerprint would read it back."""
     table = pair_table(data_root, rows, class_names)
     write_text(pairs_path(data_root), table.to_csv(index=False, float_format="%.6f"))
     train = [row for row in rows if row["split"] == "train"]
     if not train:
         fingerprint_path(data_root).unlink(missing_ok=True)
-        return
-    write_text(fingerprint_path(data_root), json.dumps(summarise(train, class_names), indent=1) + "\n")
+        return None
+    summary = summarise(train, class_names)
+    write_text(fingerprint_path(data_root), json.dumps(summary, indent=1) + "\n")
+    return parse_fingerprint(summary, fingerprint_path(data_root))
 
 
 # Reading

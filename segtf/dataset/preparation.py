@@ -18,13 +18,7 @@ from segtf.dataset.classes import (
     to_label_mask,
     write_classes,
 )
-from segtf.dataset.fingerprint import (
-    describe,
-    foreground_names,
-    pair_fingerprint,
-    read_fingerprint,
-    write_fingerprint,
-)
+from segtf.dataset.fingerprint import Fingerprint, describe, foreground_names, pair_fingerprint, write_fingerprint
 from segtf.dataset.images import (
     IMAGE_EXTENSIONS,
     LOSSY_EXTENSIONS,
@@ -281,7 +275,12 @@ def print_classes(table: pd.DataFrame, names: tuple[str, ...]) -> None:
 
 
 def print_summary(
-    data_root: Path, rows: list[dict], rejected: list[dict], converted: int, classes: Optional[ClassRule]
+    data_root: Path,
+    rows: list[dict],
+    rejected: list[dict],
+    converted: int,
+    classes: Optional[ClassRule],
+    fingerprint: Optional[Fingerprint],
 ) -> None:
     table = pd.DataFrame(rows)
     print(f"{data_root}: {len(rows)} pairs prepared, {converted} files converted to PNG")
@@ -305,7 +304,6 @@ def print_summary(
     print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
     if (fg == 0).any():
         print(f"  empty masks: {(fg == 0).sum()}, kept as images without foreground (--drop_empty leaves them out)")
-    fingerprint = read_fingerprint(data_root)
     for line in describe(fingerprint) if fingerprint else ["fingerprint: none, without training pairs"]:
         print(f"  {line}")
 
@@ -371,10 +369,10 @@ def prepare(
         write_manifest(data_root, rules, results)
         write_csvs(data_root, rows, rejected, rules[1])
         write_classes(data_root, rules[1])
-        write_fingerprint(data_root, rows, foreground_names(rules[1].names if rules[1] else None))
+        fingerprint = write_fingerprint(data_root, rows, foreground_names(rules[1].names if rules[1] else None))
     except OSError as error:  # a full disk
         raise UserError(f"cannot write into {data_root}: {error.strerror or error}") from error
     if not rows:
         see = f"; {len(rejected)} rejected, see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
         raise UserError(f"no usable image/mask pair in {data_root}{see}")
-    print_summary(data_root, rows, rejected, sum(r["converted"] for r in results), rules[1])
+    print_summary(data_root, rows, rejected, sum(r["converted"] for r in results), rules[1], fingerprint)
