@@ -70,12 +70,17 @@ def share(value: str) -> float:
     return float_below(value, math.nextafter(1, 2), "from 0 to 1")
 
 
+def above_zero(value: str, upper: float, says: str) -> float:
+    """A number above 0 and below upper (NaN and text fail too); argparse names the flag."""
+    number = float_below(value, upper, says)
+    if number == 0:
+        raise argparse.ArgumentTypeError(f"must be {says}, got {value}")
+    return number
+
+
 def scale_factor(value: str) -> float:
     """A factor above 0 and below 8 by which images are rescaled."""
-    number = float_below(value, 8, "above 0 and below 8")
-    if number == 0:
-        raise argparse.ArgumentTypeError(f"must be above 0 and below 8, got {value}")
-    return number
+    return above_zero(value, 8, "above 0 and below 8")
 
 
 def image_size(value: str) -> int:

@@ -2,6 +2,7 @@
 command that resumes the run."""
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -10,6 +11,7 @@ from typing import Collection, Optional, Sequence
 
 from segtf.cli.flags import (
     OPTIMIZER_DEFAULTS,
+    above_zero,
     add_bool,
     add_data_root,
     add_loader_args,
@@ -361,10 +363,7 @@ def planned(values: dict, given: Collection[str]) -> dict:
 
 def positive_minutes(value: str) -> float:
     """--time_budget: minutes above 0."""
-    minutes = non_negative_float(value)
-    if minutes == 0:
-        raise argparse.ArgumentTypeError(f"must be above 0 minutes, got {value}")
-    return minutes
+    return above_zero(value, math.inf, "a finite number of minutes above 0")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -60,6 +60,14 @@ def test_epochs_and_a_time_budget_exclude_each_other(synthetic_data, capsys):
     assert "--epochs and --time_budget exclude each other" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("minutes", ["0", "-1", "nan", "inf", "an hour"])
+def test_a_time_budget_is_minutes_above_0(synthetic_data, capsys, minutes):
+    with pytest.raises(SystemExit):
+        train_args(["--data_root", str(synthetic_data), "--time_budget", minutes])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith(f"--time_budget: must be a finite number of minutes above 0, got {minutes}")
+
+
 def test_a_budgeted_run_trains_the_epochs_its_speed_buys(synthetic_data, tmp_path, monkeypatch, capsys):
     """The speed is given (measuring it: training/test_plan.py), so that the run is short and its
     epochs known: 60 s, less the run's start (5 s) and end (10 s) and what the test took, buy one epoch of 5 steps of
