@@ -4,6 +4,7 @@ CSVs, the masks' fingerprint, the manifest of what was converted (reruns convert
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import struct
 from concurrent.futures import ProcessPoolExecutor
@@ -223,7 +224,10 @@ def prepare_all(
     task = functools.partial(
         prepare_pair, data_root=data_root, rule=rules[0], classes=rules[1], known=known, force=force
     )
-    with ProcessPoolExecutor(workers or os.cpu_count()) as pool:
+    # forkserver, not fork: a child forked while OpenCV's thread pool holds a lock waits on it forever in
+    # distanceTransform or dilate (seen in the suite, where the parent had run OpenCV before)
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers or os.cpu_count(), mp_context=context) as pool:
         return list(tqdm(pool.map(task, pairs, chunksize=4), total=len(pairs), desc="preparing", unit="pair"))
 
 
