@@ -2,7 +2,6 @@
 with their post-processing, exports, and predictions."""
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -13,7 +12,7 @@ from segtf.evaluation.pictures import plot_history
 from segtf.evaluation.prediction import folder_inputs, predict_and_score, split_inputs
 from segtf.export.checked import export_onnx, export_tflite_int8
 from segtf.export.convert import export_savedmodel, export_tflite
-from segtf.inference.postprocessing import NO_POSTPROCESSING
+from segtf.inference.postprocessing import NO_POSTPROCESSING, read_postprocessing
 from segtf.inference.predictor import Member, input_side, load_member, weights_files
 from segtf.inference.sliding_window import DEFAULT_OVERLAP
 
@@ -159,14 +158,7 @@ def postprocessing_settings(args: argparse.Namespace, names: Optional[list[str]]
         raise UserError(f"--weights: several work folders with a {POSTPROCESSING_FILE}: choose with --postprocessing")
     settings = dict(NO_POSTPROCESSING)
     if files:
-        try:
-            settings.update(json.loads(files[0].read_text())["settings"])
-        except (OSError, ValueError, KeyError) as error:
-            raise UserError(f"--postprocessing {files[0]}: not a {POSTPROCESSING_FILE} ({error})") from error
-        chosen_for = sorted(settings.get("classes", {}))
-        if chosen_for != sorted(names[1:] if names else []):
-            classes = f"the classes {', '.join(chosen_for)}" if chosen_for else "one class"
-            raise UserError(f"--postprocessing {files[0]}: chosen for {classes}, not for these models")
+        settings = read_postprocessing(files[0], names)
         print(f"post-processing of {files[0]}")
     if args.threshold is not None:
         settings["threshold"] = args.threshold
@@ -230,7 +222,7 @@ def use_model(args: argparse.Namespace) -> None:
         inputs = (
             split_inputs(Path(args.data_root), args.split)
             if args.data_root
-            else folder_inputs(Path(args.input), args.masks and Path(args.masks))
+            else folder_inputs(Path(args.input), args.masks and Path(args.masks), out)
         )
         comparison = Path(args.comparison or out / "comparison.png")
         predict_and_score(members, settings, inputs, out, args.batch_size, args.tta, comparison)

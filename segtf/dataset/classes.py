@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
+from segtf.checked import Source, fields, load_json, name_list, number
 from segtf.dataset.images import LOSSY_EXTENSIONS, MaskRule, mask_layer, to_binary_mask
 from segtf.dataset.layout import CSV_FOLDER
 from segtf.errors import UserError
@@ -146,7 +147,12 @@ def write_classes(data_root: Path, rule: Optional[ClassRule]) -> None:
 def read_classes(data_root: Path) -> Optional[list[str]]:
     """The class names of a dataset prepared with several classes, else None (one class, binary masks)."""
     path = data_root / CSV_FOLDER / CLASSES_FILE
-    return json.loads(path.read_text())["classes"] if path.exists() else None
+    if not path.exists():
+        return None
+    source = Source(path, "data_preparation.py writes it anew")
+    values = fields(load_json(source), ("classes", "ignored"), source, "")
+    number(values["ignored"], source, "ignored", IGNORED, IGNORED, whole=True)
+    return name_list(values["classes"], source, "classes", fewest=2)
 
 
 def class_count_of(names: Optional[Sequence[str]]) -> int:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from segtf.checked import Source, child, fields, load_json, number, shown
 from segtf.dataset.classes import IGNORED
 from segtf.dataset.layout import CSV_FOLDER
-from segtf.errors import UserError
 from segtf.files import write_text
 
 import cv2
@@ -188,77 +188,44 @@ def write_fingerprint(data_root: Path, rows: Sequence[dict], class_names: Sequen
 # Reading
 
 
-def malformed(path: Path, problem: str) -> UserError:
-    return UserError(f"{path}: {problem}; data_preparation.py writes it anew")
+def source_of(data_root_or_path: Path) -> Source:
+    return Source(data_root_or_path, "data_preparation.py writes it anew")
 
 
-def shown(value: object) -> str:
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def child(key: str, name: str) -> str:
-    """The dotted name of a key inside key ("" for the file's top)."""
-    return f"{key}.{name}" if key else name
-
-
-def fields(data: object, keys: Sequence[str], path: Path, key: str) -> dict:
-    """data, checked to be an object of exactly keys."""
-    whole, takes = key or "the file", ", ".join(keys)
-    if not isinstance(data, dict):
-        raise malformed(path, f"{whole} is {shown(data)}, where it takes an object of {takes}")
-    for name in keys:
-        if name not in data:
-            raise malformed(path, f"{child(key, name)} is missing ({whole} takes {takes})")
-    for name in data:
-        if name not in keys:
-            raise malformed(path, f"{child(key, name)} is not a key it knows ({whole} takes {takes})")
-    return data
-
-
-def number(value: object, path: Path, key: str, most: float = math.inf, whole: bool = False) -> float:
-    """value, checked to be a finite number from 0 to most (a whole one if whole); a bool or a string is not."""
-    kind = "a whole number" if whole else "a number"
-    takes = f"{kind} of 0 or more" if math.isinf(most) else f"{kind} from 0 to {most:g}"
-    wrong_type = isinstance(value, bool) or not isinstance(value, int if whole else (int, float))
-    if wrong_type or not (math.isfinite(value) and 0 <= value <= most):
-        raise malformed(path, f"{key} is {shown(value)}, where it takes {takes}")
-    return value
-
-
-def check_version(value: object, path: Path) -> None:
+def check_version(value: object, source: Source) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise malformed(path, f"version is {shown(value)}, where it takes the whole number {VERSION}")
+        raise source.fault(f"version is {shown(value)}, where it takes the whole number {VERSION}")
     if value != VERSION:
-        raise malformed(path, f"version {value} is not one this version of segtf reads (it reads {VERSION})")
+        raise source.fault(f"version {value} is not one this version of segtf reads (it reads {VERSION})")
 
 
-def read_spread(data: object, path: Path, key: str, most: float = math.inf) -> Spread:
-    values = fields(data, SPREAD_KEYS, path, key)
-    return Spread(**{k: float(number(values[k], path, child(key, k), most)) for k in SPREAD_KEYS})
+def read_spread(data: object, source: Source, key: str, most: float = math.inf) -> Spread:
+    values = fields(data, SPREAD_KEYS, source, key)
+    return Spread(**{k: float(number(values[k], source, child(key, k), most=most)) for k in SPREAD_KEYS})
 
 
-def read_class(data: object, path: Path, key: str) -> ClassFingerprint:
-    values = fields(data, CLASS_KEYS, path, key)
-    present_in = float(number(values["present_in"], path, child(key, "present_in"), 1.0))
-    spreads = {m: read_spread(values[m], path, child(key, m), 1.0 if m == "share" else math.inf) for m in MEASURES}
+def read_class(data: object, source: Source, key: str) -> ClassFingerprint:
+    values = fields(data, CLASS_KEYS, source, key)
+    present_in = float(number(values["present_in"], source, child(key, "present_in"), most=1.0))
+    spreads = {m: read_spread(values[m], source, child(key, m), 1.0 if m == "share" else math.inf) for m in MEASURES}
     return ClassFingerprint(present_in=present_in, **spreads)
 
 
 def parse_fingerprint(data: object, path: Path) -> Fingerprint:
     """A fingerprint from fingerprint.json's content, checked; UserError naming the file and the key at fault. The
     version first: another version may hold other keys."""
+    source = source_of(path)
     if isinstance(data, dict) and "version" in data:
-        check_version(data["version"], path)
-    values = fields(data, TOP_KEYS, path, "")
+        check_version(data["version"], source)
+    values = fields(data, TOP_KEYS, source, "")
     classes = values["classes"]
     if not isinstance(classes, dict):
-        raise malformed(path, f"classes is {shown(classes)}, where it takes an object of class names")
+        raise source.fault(f"classes is {shown(classes)}, where it takes an object of class names")
     return Fingerprint(
-        pairs=int(number(values["pairs"], path, "pairs", whole=True)),
-        image_height=read_spread(values["image_height"], path, "image_height"),
-        image_width=read_spread(values["image_width"], path, "image_width"),
-        classes={name: read_class(c, path, child("classes", name)) for name, c in classes.items()},
+        pairs=int(number(values["pairs"], source, "pairs", whole=True)),
+        image_height=read_spread(values["image_height"], source, "image_height"),
+        image_width=read_spread(values["image_width"], source, "image_width"),
+        classes={name: read_class(c, source, child("classes", name)) for name, c in classes.items()},
     )
 
 
@@ -269,13 +236,7 @@ def read_fingerprint(data_root: Path) -> Optional[Fingerprint]:
     path = fingerprint_path(data_root)
     if not path.exists():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"{path}: cannot be read ({error}); data_preparation.py writes it anew") from error
-    except json.JSONDecodeError as error:
-        raise malformed(path, f"the file is not JSON ({error})") from error
-    return parse_fingerprint(data, path)
+    return parse_fingerprint(load_json(source_of(path)), path)
 
 
 # Describing

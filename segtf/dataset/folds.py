@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Optional
 
+from segtf.checked import Source, read_table
 from segtf.dataset.layout import CSV_FOLDER
 from segtf.errors import UserError
 from segtf.files import write_text
@@ -69,14 +70,18 @@ def write_fold_csvs(data_root: Path, folds: int) -> pd.DataFrame:
     csv_dir = data_root / CSV_FOLDER
     if not (csv_dir / "train.csv").exists():
         raise UserError(f"{csv_dir / 'train.csv'} does not exist: run data_preparation.py --data_root {data_root}")
-    pairs = pd.read_csv(csv_dir / "train.csv", keep_default_na=False)
+    pairs = read_table(Source(csv_dir / "train.csv", f"run data_preparation.py --data_root {data_root} again"),
+                       {"image": "text", "group": "text"})  # fmt: skip
     if len(pairs) < folds:
         raise UserError(
             f"--folds {folds}: {csv_dir / 'train.csv'} holds {len(pairs)} training pairs, and each fold needs one "
             "to validate and the others to train on: give at most as many folds as pairs"
         )
     record = csv_dir / f"folds{folds}.csv"
-    earlier = pd.read_csv(record, keep_default_na=False) if record.exists() else pd.DataFrame(columns=["image", "fold"])
+    earlier = pd.DataFrame(columns=["image", "fold"])
+    if record.exists():  # the folds of earlier runs, kept
+        source = Source(record, "train.py --folds wrote it; delete it to assign the folds anew")
+        earlier = read_table(source, {"image": "text", "fold": "whole"})
     pairs["fold"] = assign_folds(pairs, folds, earlier)
     write_csv(record, pairs[["image", "group", "fold"]])
     columns = [c for c in pairs.columns if c != "fold"]

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from segtf.checked import Source, read_table
 from segtf.config import LoaderConfig, loader_conflict
 from segtf.dataset.augmentation import augment_function, train_transform, valid_transform
 from segtf.dataset.classes import class_count
@@ -29,14 +30,16 @@ import tensorflow as tf
 CACHE_FORMATS = ("bmp", "tfrecord")
 
 
-def read_samples(csv_path: Path) -> pd.DataFrame:
-    """A prepared CSV with absolute paths; UserError if the CSV or a listed file is missing."""
+def read_samples(csv_path: Path, allow_empty: bool = False) -> pd.DataFrame:
+    """A prepared CSV with absolute paths; UserError if the CSV or a listed file is missing, or if it lists no pair
+    and allow_empty is not set."""
     if not csv_path.exists():
         raise UserError(
             f"{csv_path} does not exist: run data_preparation.py --data_root {csv_path.parent.parent} first"
         )
-    table = pd.read_csv(csv_path, keep_default_na=False)
-    if table.empty:
+    source = Source(csv_path, f"run data_preparation.py --data_root {csv_path.parent.parent} again")
+    table = read_table(source, {"image": "text", "mask": "text"})
+    if table.empty and not allow_empty:
         raise UserError(f"{csv_path} lists no image/mask pairs")
     data_root = csv_path.parent.parent
     for column in ("image", "mask"):
@@ -47,6 +50,20 @@ def read_samples(csv_path: Path) -> pd.DataFrame:
             f"{csv_path} lists {len(missing)} missing files, first {missing[0]}: run data_preparation.py again"
         )
     return table
+
+
+def check_not_empty(data_root: Path, folds: int) -> None:
+    """UserError when the prepared dataset holds no pair, or no validation pair for a run that validates on it (not
+    one of --folds)."""
+    train, valid = (split_csv(data_root, split) for split in ("train", "valid"))
+    if not (train.exists() and valid.exists()):
+        return  # read_samples says to prepare the data
+    sizes = {path: len(read_samples(path, allow_empty=True)) for path in (train, valid)}
+    if not any(sizes.values()):
+        raise UserError(f"{data_root}: the dataset is empty, data_preparation.py prepared no pair (its summary and "
+                        f"{data_root / CSV_FOLDER / 'rejected.csv'} say why)")  # fmt: skip
+    if not folds and not sizes[valid]:
+        raise UserError(f"{valid} lists no pairs (--valid_fraction 0?): cross-validate with --folds N instead")
 
 
 def shard_rows(table: pd.DataFrame, shard: tuple[int, int]) -> pd.DataFrame:

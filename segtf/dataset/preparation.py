@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from segtf.checked import Source, fields, load_json, shown
 from segtf.dataset.classes import (
     IGNORED,
     ClassRule,
@@ -278,6 +279,15 @@ def print_classes(table: pd.DataFrame, names: tuple[str, ...]) -> None:
     print(f"  classes (share of the pixels, in how many images): {listing}; ignored {max(0.0, 1 - sum(shares)):.2%}")
 
 
+def rejections(data_root: Path, rejected: list[dict]) -> str:
+    """" (reason: count; ...), see DATA/csv_file/rejected.csv", or "" when nothing was rejected."""
+    if not rejected:
+        return ""
+    reasons = pd.Series([r["reason"].split(":")[0] for r in rejected], dtype=str).value_counts()
+    listing = "; ".join(f"{reason}: {n}" for reason, n in reasons.items())
+    return f" ({listing}), see {data_root / CSV_FOLDER / 'rejected.csv'}"
+
+
 def print_summary(
     data_root: Path,
     rows: list[dict],
@@ -292,10 +302,7 @@ def print_summary(
         counts = table[table.split == split].group.value_counts().sort_index()
         groups = ", ".join(f"{g} {n}" for g, n in counts.items())
         print(f"  {split}: {counts.sum()} pairs ({groups})")
-    reasons = pd.Series([r["reason"].split(":")[0] for r in rejected], dtype=str).value_counts()
-    listing = "; ".join(f"{reason}: {n}" for reason, n in reasons.items())
-    details = f" ({listing}), see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
-    print(f"  rejected: {len(rejected)}{details}")
+    print(f"  rejected: {len(rejected)}{rejections(data_root, rejected)}")
     n_valid = (table.split == "valid").sum()
     if n_valid < 5:
         print(
@@ -315,7 +322,13 @@ def print_summary(
 def read_manifest(data_root: Path) -> dict:
     """What the last finished run recorded: its mask rule and the record of each source it converted."""
     path = data_root / PNG_FOLDER / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {"mask_rule": None, "sources": {}}
+    if not path.exists():
+        return {"mask_rule": None, "sources": {}}
+    source = Source(path, "delete it, and data_preparation.py converts every pair again")
+    manifest = fields(load_json(source), ("mask_rule", "sources"), source, "")
+    if not isinstance(manifest["sources"], dict):
+        raise source.fault(f"sources is {shown(manifest['sources'])}, where it takes an object of converted sources")
+    return manifest
 
 
 def rule_record(rule: MaskRule, classes: Optional[ClassRule]) -> dict:
@@ -377,6 +390,6 @@ def prepare(
     except OSError as error:  # a full disk
         raise UserError(f"cannot write into {data_root}: {error.strerror or error}") from error
     if not rows:
-        see = f"; {len(rejected)} rejected, see {data_root / CSV_FOLDER / 'rejected.csv'}" if rejected else ""
+        see = f"; {len(rejected)} rejected{rejections(data_root, rejected)}" if rejected else ""
         raise UserError(f"no usable image/mask pair in {data_root}{see}")
     print_summary(data_root, rows, rejected, sum(r["converted"] for r in results), rules[1], fingerprint)

@@ -12,6 +12,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
+from segtf.checked import Source, load_json, shown
 from segtf.dataset.disk_cache import CACHE_FOLDER, resized
 from segtf.errors import UserError
 from segtf.files import replacing, write_text
@@ -98,7 +99,13 @@ def write_shard(task: tuple[str, list[tuple[str, str]]], size: int) -> int:
 
 def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    source = Source(path, "delete it, and train.py writes the TFRecord shards again")
+    manifest = load_json(source)
+    if not isinstance(manifest, dict):
+        raise source.fault(f"the file is {shown(manifest)}, where it takes an object of shard files")
+    return manifest
 
 
 def write_shards(folder: Path, plan: dict[str, dict], stale: list[str], data_root: Path, size: int) -> None:

@@ -4,10 +4,12 @@ grid and training curves. Arrays are RGB uint8, as the loader and predict.py hol
 from pathlib import Path
 from typing import Iterable
 
+from segtf.checked import Source, read_table
 from segtf.files import write_image
 
 import cv2
 import numpy as np
+import pandas as pd
 
 COMPARISON_ROWS = 8  # images in predict.py's comparison.png
 COMPARISON_SIDE = 192  # pixels of each tile there
@@ -93,11 +95,14 @@ def plot_history(history_csv: Path, png: Path) -> None:
 
     matplotlib.use("Agg")  # no screen needed
     import matplotlib.pyplot as plt
-    import pandas as pd
 
-    history = pd.read_csv(history_csv)
+    source = Source(history_csv, "give a history.csv that train.py wrote")
+    history = read_table(source, {"epoch": "whole", "loss": "number"})
     # runs before dataset-level metrics logged segmentation_models' per-batch means under these names
     history = history.rename(columns=lambda c: c.replace("iou_score", "iou").replace("f1-score", "f1"))
+    for metric in ("iou", "f1"):
+        if not pd.api.types.is_numeric_dtype(history.get(metric, pd.Series(dtype=object))):
+            raise source.fault(f"the column {metric} is missing or holds other values than numbers")
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou", "IoU"), ("f1", "F1")]):
         axis.plot(history.epoch + 1, history[metric], label="train")

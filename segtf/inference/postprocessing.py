@@ -8,10 +8,49 @@ label mask in turn, with settings of its own: removed pixels become background, 
 In TensorFlow, so that predict.py and the SavedModel run the same graph.
 """
 
+from pathlib import Path
+from typing import Optional, Sequence
+
+from segtf.checked import Source, boolean, child, fields, load_json, number
+
 import numpy as np
 import tensorflow as tf
 
 NO_POSTPROCESSING = {"threshold": 0.5, "min_size": 0.0, "fill_holes": False, "largest": False}
+CLASS_STEPS = ("min_size", "fill_holes", "largest")  # with several classes, the steps each class has settings for
+RECORD_KEYS = ("steps", "pairs", "date")  # what predict.py --cv records beside the settings of postprocessing.json
+
+
+def check_steps(data: object, source: Source, key: str, keys: Sequence[str]) -> dict:
+    """Settings of the steps of keys, each optional (a missing one: none), checked."""
+    values = fields(data, (), source, key, optional=keys)
+    checked = {}
+    for name, value in values.items():
+        where = child(key, name)
+        if name == "threshold":
+            checked[name] = float(number(value, source, where, 0.0, 1.0, inside=True))
+        elif name == "min_size":  # a share of the image's pixels
+            checked[name] = float(number(value, source, where, 0.0, 1.0))
+        else:
+            checked[name] = boolean(value, source, where)
+    return checked
+
+
+def read_postprocessing(path: Path, names: Optional[Sequence[str]]) -> dict:
+    """The settings of a postprocessing.json (predict.py --cv writes it) for models of the classes names (None: one
+    class), checked; UserError naming the file and the key at fault, or the classes it was chosen for."""
+    source = Source(path, "predict.py --cv writes it anew, or give --postprocessing none")
+    settings = fields(load_json(source), ("settings",), source, "", optional=RECORD_KEYS)["settings"]
+    classes = settings.get("classes") if isinstance(settings, dict) else None
+    chosen_for = sorted(classes) if isinstance(classes, dict) else []
+    if isinstance(settings, dict) and chosen_for != sorted(names[1:] if names else []):
+        chosen = f"the classes {', '.join(chosen_for)}" if chosen_for else "one class"
+        raise source.fault(f"chosen for {chosen}, not for these models")
+    if not names:
+        return {**NO_POSTPROCESSING, **check_steps(settings, source, "settings", tuple(NO_POSTPROCESSING))}
+    fields(settings, ("classes",), source, "settings")
+    per_class = {name: check_steps(classes[name], source, f"settings.classes.{name}", CLASS_STEPS) for name in classes}
+    return {**NO_POSTPROCESSING, "classes": per_class}
 
 
 def neighbourhood_max(labels: tf.Tensor) -> tf.Tensor:

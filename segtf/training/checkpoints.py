@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Iterator, Optional
 
+from segtf.checked import Source, read_table
 from segtf.errors import UserError
 from segtf.modeling.ema import averaged_weights
 from segtf.run_paths import RunPaths
@@ -55,7 +56,10 @@ def best_epoch(history: pd.DataFrame, monitor: str) -> pd.Series:
 
 
 def read_history(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    """A run's history.csv, a row an epoch (empty before the first); UserError when it is not one."""
+    if not path.exists() or not path.stat().st_size:
+        return pd.DataFrame()
+    return read_table(Source(path, "train.py writes it; give the work folder of a run"), {"epoch": "whole"})
 
 
 def commit(pending: Path, paths: RunPaths) -> None:

@@ -5,11 +5,10 @@ from segtf.config import SavedRun, TrainConfig
 from segtf.evaluation.pictures import plot_history
 from segtf.modeling.optimizers import learning_rate_schedule
 from segtf.run_paths import RunPaths
-from segtf.training.checkpoints import best_epoch
+from segtf.training.checkpoints import best_epoch, read_history
 from segtf.training.distribute import cluster_line
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 
@@ -52,7 +51,7 @@ def print_summary(paths: RunPaths, config: TrainConfig, seconds: list, steps: in
         wandb.finish()
     if config.run.log == "tensorboard":
         print(f"tensorboard: python -m tensorboard.main --logdir {paths.tensorboard.parent}")
-    history = pd.read_csv(paths.history)
+    history = read_history(paths.history)
     monitor, batch_size = config.optimization.monitor, config.loader.batch_size
     best = best_epoch(history, monitor)
     steady = seconds[1:] or seconds  # the first epoch also traces and compiles the model

@@ -65,7 +65,7 @@ def test_train_py_trains_several_classes_and_predict_py_and_exports_agree(tmp_pa
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 4 and "was prepared for 3" in errors[0] and "--loss lovasz is for one class" in errors[1]
     assert "--threshold is for one class; these models have 3" in errors[2]
-    assert f"--postprocessing {one_class}: chosen for one class, not for these models" in errors[3]
+    assert f"{one_class}: chosen for one class, not for these models" in errors[3]
 
     # class_1's components all smaller than half the image, so all removed; class_2 kept only where largest
     settings = {"classes": {"class_1": {"min_size": 0.5}, "class_2": {"largest": True}}}

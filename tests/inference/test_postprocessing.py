@@ -1,9 +1,13 @@
 """postprocessing.py: connected components as OpenCV's, each step as documented, each class by its own settings."""
 
-from segtf.inference.postprocessing import component_labels, postprocess, postprocess_labels
+import json
+
+from segtf.errors import UserError
+from segtf.inference.postprocessing import component_labels, postprocess, postprocess_labels, read_postprocessing
 
 import cv2
 import numpy as np
+import pytest
 import tensorflow as tf
 from helpers import NAIL_CLASSES, disc
 
@@ -51,3 +55,42 @@ def test_each_class_is_post_processed_by_its_own_settings():
     assert np.array_equal(cleaned, np.select([lunula | other_lunula, plate & ~lunula], [2, 1], 0))
     largest = postprocess_labels(labels, {"classes": {"lunula": {"largest": True}}}, NAIL_CLASSES)
     assert np.array_equal(largest, np.where(lunula, 0, labels))  # the smaller lunula became background
+
+
+WRITTEN = {"threshold": 0.45, "min_size": 0.001, "fill_holes": True, "largest": False}
+
+
+@pytest.mark.parametrize(
+    "settings, line",
+    [
+        ({**WRITTEN, "fill_holes": "false"}, 'settings.fill_holes is "false", where it takes true or false'),
+        ({**WRITTEN, "largest": 0}, "settings.largest is 0, where it takes true or false"),
+        ({**WRITTEN, "threshold": 5}, "settings.threshold is 5, where it takes a number above 0 and below 1"),
+        ({**WRITTEN, "min_size": "0.01"}, 'settings.min_size is "0.01", where it takes a number from 0 to 1'),
+        ({**WRITTEN, "thresold": 0.4}, "settings.thresold is not a key it knows (settings takes threshold, "),
+        ({"classes": {"class_1": {}}}, "chosen for the classes class_1, not for these models"),
+    ],
+)
+def test_a_postprocessing_file_is_checked_key_by_key_and_nothing_is_coerced(tmp_path, settings, line):
+    path = tmp_path / "postprocessing.json"
+    path.write_text(json.dumps({"settings": settings, "steps": [], "pairs": 4, "date": "2026-12-07T00:00:00"}))
+    with pytest.raises(UserError) as error:
+        read_postprocessing(path, None)
+    assert str(error.value).startswith(f"{path}: {line}")
+    assert str(error.value).endswith("predict.py --cv writes it anew, or give --postprocessing none")
+
+
+def test_a_postprocessing_file_of_several_classes_names_the_class_at_fault_and_takes_missing_steps_as_none(tmp_path):
+    path = tmp_path / "postprocessing.json"
+    path.write_text(json.dumps({"settings": {"classes": {"plate": {"largest": True}, "lunula": {}}}}))
+    read = read_postprocessing(path, NAIL_CLASSES)
+    assert read["classes"] == {"plate": {"largest": True}, "lunula": {}}
+    path.write_text(json.dumps({"settings": {"classes": {"plate": {"threshold": 0.4}, "lunula": {}}}}))
+    with pytest.raises(UserError, match="settings.classes.plate.threshold is not a key it knows"):
+        read_postprocessing(path, NAIL_CLASSES)
+    for text, problem in [("{", "the file is not JSON"), ("[]", r"the file is \[\], where it takes an object of")]:
+        path.write_text(text)
+        with pytest.raises(UserError, match=problem):
+            read_postprocessing(path, NAIL_CLASSES)
+    path.write_text(json.dumps({"settings": WRITTEN}))
+    assert read_postprocessing(path, None) == WRITTEN
