@@ -68,9 +68,11 @@ def fold_folders(work: Path, backbone: str, folds: int) -> list[RunPaths]:
     runs = [work_paths(work / f"fold_{k}", backbone) for k in range(folds)]
     missing = [str(k) for k, run in enumerate(runs) if not run.out_of_fold.is_dir()]
     if missing:
+        which, them = ("fold", "it") if len(missing) == 1 else ("folds", "them")
+        commands = " and ".join(f"train.py --folds {folds} --fold {k}" for k in missing)
         raise UserError(
-            f"--cv {work}: fold {', '.join(missing)} of {folds} has no out-of-fold predictions: "
-            f"train it with train.py --folds {folds} --fold K (or --resume)"
+            f"--cv {work}: {which} {', '.join(missing)} of {folds} without out-of-fold predictions: train {them} "
+            f"with {commands} (with --resume if interrupted)"
         )
     return runs
 

@@ -46,20 +46,27 @@ def split_images(data_root: Path, split: str) -> tuple[list[Path], list[Path], l
     return images, [p.relative_to(data_root / PNG_FOLDER) for p in images], [Path(p) for p in table["mask"]]
 
 
-def input_images(input_path: Path, left_out: list) -> tuple[list[Path], list[Path]]:
-    """(images, names relative to the input folder) of an image, or of every image below a folder.
-    Images sharing a name stem would write the same mask: they go to left_out."""
+def input_images(input_path: Path, left_out: list, out: Path) -> tuple[list[Path], list[Path]]:
+    """(images, names relative to the input folder) of an image, or of every image below a folder but those in out
+    (predict.py's own masks and overlays). Images sharing a name stem would write the same mask: they go to
+    left_out."""
     if input_path.is_file():
         return [input_path], [Path(input_path.name)]
     if not input_path.is_dir():
         raise UserError(f"--input {input_path} does not exist")
     by_stem, _ = list_by_stem(input_path)
-    for paths in by_stem.values():
-        if len(paths) > 1:
-            left_out += [f"{p}: several images share this name stem" for p in paths]
+    own = out.resolve()
+    if own.is_relative_to(input_path.resolve()):
+        print(f"--input {input_path}: its images in --output {out} are left out (this script's own output)")
+        by_stem = {stem: [p for p in paths if not p.resolve().is_relative_to(own)] for stem, paths in by_stem.items()}
+    shared = [p for paths in by_stem.values() if len(paths) > 1 for p in paths]
+    left_out += [f"{p}: several images share this name stem" for p in shared]
     images = [paths[0] for paths in by_stem.values() if len(paths) == 1]
+    if not images and shared:
+        raise UserError(f"--input {input_path}: every image shares its name stem with another ({shared[0].name}, "
+                        f"{shared[1].name}), whose masks would have the same name: give each its own")  # fmt: skip
     if not images:
-        raise UserError(f"no image in {input_path}")
+        raise UserError(f"--input {input_path}: no image there (PNG, JPEG, BMP, TIFF or WebP)")
     return images, [p.relative_to(input_path) for p in images]
 
 
@@ -137,10 +144,10 @@ def report(
         print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
 
 
-def folder_inputs(input_path: Path, masks: Optional[Path]) -> Inputs:
-    """The images of --input, with the true masks of --masks where given."""
+def folder_inputs(input_path: Path, masks: Optional[Path], out: Path) -> Inputs:
+    """The images of --input but those in out, with the true masks of --masks where given."""
     left_out = []
-    images, rels = input_images(input_path, left_out)
+    images, rels = input_images(input_path, left_out, out)
     truths = true_masks_by_image(rels, masks) if masks else [None] * len(images)
     return Inputs(images, rels, truths, left_out)
 

@@ -11,7 +11,7 @@ from segtf.dataset.images import read_image, to_rgb
 from segtf.dataset.input_scaling import resize_for_model, to_size
 from segtf.errors import UserError
 from segtf.inference.sliding_window import predict_scaled, window_predictor, with_tta
-from segtf.modeling.network import build_model
+from segtf.modeling.network import build_model, load_weights
 from segtf.modeling.outputs import squeeze_channel
 
 import cv2
@@ -58,10 +58,7 @@ def load_model(weights: Path, backbone: Optional[str], image_size: Optional[int]
     backbone, image_size = backbone or trained.model.backbone, image_size or trained.loader.image_size
     arch = trained.model.arch if trained else "unet"
     model = build_model(backbone, "none", arch=arch, classes=trained.model.classes if trained else 1)
-    try:
-        model.load_weights(str(weights))
-    except (ValueError, OSError) as error:
-        raise UserError(f"{weights} does not fit a {backbone} {arch}: {error}") from error
+    load_weights(model, weights, "--weights", arch, backbone)
     return model, image_size
 
 

@@ -47,6 +47,21 @@ def build_network(arch: str, backbone: str, encoder_weights: str, channels: int 
         ) from error
 
 
+def load_weights(model: tf.keras.Model, path: Path, flag: str, arch: str, backbone: str) -> None:
+    """path's weights into model; UserError naming the flag and the file, saying whether the file cannot be read
+    (truncated, or not weights) or holds another model's weights."""
+    try:
+        model.load_weights(str(path))
+    except (OSError, tf.errors.OpError) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UserError(f"{flag} {path}: cannot be read as weights, truncated or not an .h5 file of train.py "
+                        f"({first_line})") from error  # fmt: skip
+    except ValueError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UserError(f"{flag} {path}: the weights of another model than a {arch} on {backbone} ({first_line})") \
+            from error  # fmt: skip
+
+
 def set_bn_momentum(model: tf.keras.Model, momentum: float) -> None:
     """Set the moving-average momentum of every BatchNormalization layer, nested models included."""
     for layer in model.submodules:

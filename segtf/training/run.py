@@ -24,7 +24,7 @@ from segtf.dataset.layout import split_csv
 from segtf.errors import UserError
 from segtf.evaluation.cross_validation import write_out_of_fold
 from segtf.modeling.losses import CLASS_LOSSES, make_loss
-from segtf.modeling.network import check_encoder, create_model
+from segtf.modeling.network import check_encoder, create_model, load_weights
 from segtf.modeling.precision import PRECISIONS, auto_precision, cpu_flags, gpu_capabilities
 from segtf.run_paths import RunPaths, work_paths
 from segtf.training import budget, checkpoints
@@ -48,7 +48,6 @@ from segtf.training.workdir import (
 )
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 # Fewest steps an epoch by default: a small set still gets enough steps for the default --epochs, and validation,
@@ -146,14 +145,8 @@ def build_model(config: TrainConfig, strategy: tf.distribute.Strategy, steps: in
             class_names=model_config.class_names,
         )
         if model_config.init_weights:
-            try:
-                model.load_weights(model_config.init_weights)
-            except (ValueError, OSError) as error:
-                first_line = str(error).strip().splitlines()[0]
-                raise UserError(
-                    f"--init_weights {model_config.init_weights} does not fit a {model_config.arch} on "
-                    f"{model_config.backbone}: {first_line}"
-                ) from error
+            load_weights(model, Path(model_config.init_weights), "--init_weights", model_config.arch,
+                         model_config.backbone)  # fmt: skip
     return model
 
 
@@ -267,9 +260,7 @@ def run_training(config: TrainConfig, paths: RunPaths, deadline: Optional[float]
     resumed = check_work_dir(paths, config)
     check_encoder(config.model.backbone, config.model.encoder_weights)
     data_root = Path(config.loader.data_root)
-    valid = split_csv(data_root, "valid")
-    if not config.run.folds and valid.exists() and pd.read_csv(valid).empty:
-        raise UserError(f"{valid} lists no pairs (--valid_fraction 0?): cross-validate with --folds N instead")
+    pipeline.check_not_empty(data_root, config.run.folds)
     for split in run_splits(config.run.folds, config.run.fold):  # the cheap checks of the data, before anything slow
         pipeline.read_samples(split_csv(data_root, split))
     if config.run.log == "wandb" and chief:

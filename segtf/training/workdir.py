@@ -42,7 +42,9 @@ def run_finished(paths: RunPaths) -> bool:
 def holding_work_dir(root: Path) -> Iterator[None]:
     """The folder root for this process alone while the block runs, or UserError naming the process and host that
     hold it. An advisory lock on root/run.lock, which the system releases when its process ends however it ends,
-    so that a killed run's lock is taken over; the file says who holds it."""
+    so that a killed run's lock is taken over; the file says who holds it. A run that wrote nothing (refused) leaves
+    no lock file and no folder it made behind."""
+    made = [folder for folder in (root, *root.parents) if not folder.exists()]
     try:
         root.mkdir(parents=True, exist_ok=True)
         handle = os.fdopen(os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT), "r+")
@@ -63,6 +65,11 @@ def holding_work_dir(root: Path) -> Iterator[None]:
             yield
         finally:
             handle.truncate(0)
+            if made and [p.name for p in root.iterdir()] == [LOCK_FILE]:  # unlinked while still held
+                (root / LOCK_FILE).unlink()
+                for folder in made:
+                    with contextlib.suppress(OSError):  # not empty: something else is there
+                        folder.rmdir()
 
 
 def check_work_dir(paths: RunPaths, config: TrainConfig) -> Optional[SavedRun]:

@@ -61,6 +61,22 @@ def test_images_sharing_a_name_stem_are_left_out_not_overwritten(trained, photos
     predict.main(["--weights", weights_of(trained), "--input", str(folder), "--output", str(tmp_path / "out")])
     assert "2 left out" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "out" / "masks").iterdir()] == ["other.png"]
+    (folder / "other.png").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--weights", weights_of(trained), "--input", str(folder), "--output", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "every image shares its name stem with another (same.bmp, same.png)" in capsys.readouterr().err
+
+
+def test_an_output_folder_inside_the_input_is_left_out_of_it(trained, photos, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for image in sorted(p for p in photos.glob("*.*") if p.name != "corrupt.png")[:2]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    for _ in range(2):
+        predict.main(["--weights", weights_of(trained), "--input", str(folder), "--output", str(folder / "out")])
+    assert "(this script's own output)" in capsys.readouterr().out
+    assert len(list((folder / "out" / "masks").rglob("*.png"))) == 2
 
 
 def test_existing_files_in_the_output_folder_are_kept(predicted):

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import sha256_of_tree
+from helpers import run_training, sha256_of_tree
 from PIL import Image, ImageOps
 
 
@@ -110,14 +110,21 @@ def test_missing_or_empty_data_root_exits_2_with_one_line(tmp_path, capsys, make
     assert len(error.splitlines()) == 1 and str(data_root) in error
 
 
-def test_layout_with_no_pair_exits_2(tmp_path, capsys):
+def test_layout_with_no_pair_exits_2_with_the_reasons_and_train_py_calls_the_dataset_empty(tmp_path, capsys):
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "a.png"), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(SystemExit) as exit_info:
         prepare(tmp_path)
     assert exit_info.value.code == 2
-    assert "no usable image/mask pair" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "no usable image/mask pair" in error
+    assert f"1 rejected (no mask: 1), see {tmp_path / 'csv_file' / 'rejected.csv'}" in error
+    with pytest.raises(SystemExit) as exit_info:
+        run_training(tmp_path, tmp_path / "work")
+    assert exit_info.value.code == 2
+    assert f"{tmp_path}: the dataset is empty, data_preparation.py prepared no pair" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists()  # a refused run leaves nothing behind, not even its lock
 
 
 def test_image_conversion_widens_gray_drops_alpha_and_scales_16_bit(tmp_path):

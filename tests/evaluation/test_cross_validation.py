@@ -8,8 +8,11 @@ from pathlib import Path
 from segtf.cli import predict, prepare
 from segtf.dataset.folds import write_fold_csvs
 from segtf.dataset.synthetic import synthetic_sample
+from segtf.errors import UserError
+from segtf.evaluation.cross_validation import fold_folders
 from segtf.inference.postprocessing import NO_POSTPROCESSING, postprocess
 from segtf.inference.predictor import ensemble_probabilities, load_member, read_rgb
+from segtf.run_paths import work_paths
 
 import cv2
 import numpy as np
@@ -149,3 +152,13 @@ def test_resume_skips_finished_folds_and_completes_their_predictions(six_pairs, 
     assert "fold 0 is done" in capsys.readouterr().out
     assert (folds_work / "fold_0" / "tensorflow" / "logs" / "history.csv").read_text() == history  # not trained again
     assert sorted(p.name for p in out_of_fold.rglob("*.png")) == written
+
+
+def test_a_fold_without_out_of_fold_predictions_is_named_with_the_command_that_trains_it(tmp_path):
+    work_paths(tmp_path / "fold_0", "resnet18").out_of_fold.mkdir(parents=True)
+    with pytest.raises(UserError) as error:
+        fold_folders(tmp_path, "resnet18", 3)
+    assert str(error.value) == (
+        f"--cv {tmp_path}: folds 1, 2 of 3 without out-of-fold predictions: train them with train.py --folds 3 "
+        "--fold 1 and train.py --folds 3 --fold 2 (with --resume if interrupted)"
+    )

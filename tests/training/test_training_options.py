@@ -7,6 +7,7 @@ from pathlib import Path
 
 from segtf.cli import predict
 from segtf.cli.train import train_args, train_config
+from segtf.errors import UserError
 from segtf.inference.predictor import ensemble_probabilities, load_member, load_model, read_rgb
 from segtf.run_paths import work_paths
 from segtf.training import run
@@ -58,7 +59,7 @@ def test_init_weights_of_another_architecture_is_one_line(trained, synthetic_dat
     with pytest.raises(SystemExit) as exit_info:
         run_training(synthetic_data, tmp_path, "--arch", "linknet", "--init_weights", str(weights), "--epochs", "1")
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
-    assert exit_info.value.code == 2 and len(errors) == 1 and "does not fit a linknet" in errors[0]
+    assert exit_info.value.code == 2 and len(errors) == 1 and "the weights of another model than a linknet" in errors[0]
     assert not (tmp_path / "tensorflow" / "run_config.json").exists()
 
 
@@ -103,3 +104,10 @@ def test_resume_with_more_epochs_continues_a_finished_run(trained, synthetic_dat
         run_training(synthetic_data, work, "--epochs", "4", "--resume")
     error = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and error.count("\n") == 0 and "--epochs above 4 continues it" in error
+
+
+def test_a_truncated_weights_file_is_called_truncated(trained, tmp_path):
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes((trained / "weights" / "best-weight_resnet18.h5").read_bytes()[:5000])
+    with pytest.raises(UserError, match=f"--weights {cut}: cannot be read as weights, truncated or not an .h5 file"):
+        load_model(cut, "resnet18", 64)
