@@ -6,6 +6,7 @@ Takes train.py's loader flags. The pipeline itself is segtf/dataset/pipeline.py:
 DATA/cache/, decoded by TensorFlow's ops and augmented by albumentations in parallel, many samples at a time.
 """
 
+import segtf.quiet_start  # noqa: F401  (TensorFlow without its start-up logging)
 from segtf.cli.show_batch import main
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ sigmoid (one class) or softmax (several) head.
 prints its parameter counts, input and output. The network itself is segtf/modeling/network.py.
 """
 
+import segtf.quiet_start  # noqa: F401  (TensorFlow without its start-up logging)
 from segtf.cli.model_summary import main
 
 if __name__ == "__main__":

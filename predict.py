@@ -14,6 +14,7 @@ Masks go to OUT/masks/ (PNG, 0 and 255, at each image's size; of a run of severa
 overlays to OUT/overlays/, scores to OUT/metrics.csv. Nothing in OUT is deleted.
 """
 
+import segtf.quiet_start  # noqa: F401  (TensorFlow without its start-up logging)
 from segtf.cli.predict import main
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ every machine trains them together with MultiWorkerMirroredStrategy; only the ch
 The flags are segtf/cli/train.py; the run, read top-down, segtf/training/run.py.
 """
 
+import segtf.quiet_start  # noqa: F401  (TensorFlow without its start-up logging)
 from segtf.cli.train import main
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ prints the Python and package versions, the CPU and its bfloat16 flags, the GPUs
 precision --mixed_precision auto would choose. The code is segtf/cli/environment.py.
 """
 
+import segtf.quiet_start  # noqa: F401  (TensorFlow without its start-up logging)
 from segtf.cli.environment import main
 
 if __name__ == "__main__":

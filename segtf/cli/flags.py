@@ -8,6 +8,8 @@ from typing import Optional
 
 from segtf.config import LoaderConfig, loader_conflict
 
+# the epilog of the scripts that import TensorFlow (segtf/quiet_start.py)
+QUIET_START = "TensorFlow's own start-up logging is kept from the terminal: TF_CPP_MIN_LOG_LEVEL=0 shows it."
 # Each optimizer's defaults for --learning_rate and --weight_decay (decoupled: each step shrinks every weight by
 # learning_rate x weight_decay). adamw: timm's and MMSegmentation's choice; sgd: nnU-Net's (Nesterov momentum 0.99).
 OPTIMIZER_DEFAULTS = {

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Optional, Sequence
 
-from segtf.cli.flags import add_tta, fraction_below_one, image_size, positive_int, scale_factor
+from segtf.cli.flags import QUIET_START, add_tta, fraction_below_one, image_size, positive_int, scale_factor
 from segtf.errors import UserError, exit_on_user_error
 from segtf.evaluation.cross_validation import POSTPROCESSING_FILE, cross_validation_report, read_fold_config
 from segtf.evaluation.pictures import plot_history
@@ -125,7 +125,8 @@ def add_task_args(parser: argparse.ArgumentParser) -> None:
 def predict_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Masks for new images, scores against true masks, model export, the cross-validation report "
-        "and training curves. Writes into OUT without deleting anything there."
+        "and training curves. Writes into OUT without deleting anything there.",
+        epilog=QUIET_START,
     )
     add_model_args(parser)
     add_task_args(parser)

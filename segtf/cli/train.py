@@ -11,6 +11,7 @@ from typing import Collection, Optional, Sequence
 
 from segtf.cli.flags import (
     OPTIMIZER_DEFAULTS,
+    QUIET_START,
     above_zero,
     add_bool,
     add_data_root,
@@ -248,7 +249,8 @@ def add_fold_args(parser: argparse.ArgumentParser) -> None:
 def train_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train a Unet on data prepared by data_preparation.py; weights, history and logs go to "
-        "WORK/tensorflow/."
+        "WORK/tensorflow/.",
+        epilog=QUIET_START,
     )
     add_data_root(parser)
     parser.add_argument(

@@ -172,3 +172,11 @@ def test_two_runs_started_together_on_one_work_dir_leave_one_whole_run(synthetic
     errors = [line for line in outputs[codes.index(2)][1].splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "is in use by process" in errors[0], errors
     assert_whole_run(tmp_path, 2)
+
+
+def test_the_scripts_start_without_tensorflows_logging_and_say_how_to_see_it():
+    command = [sys.executable, str(REPO / "train.py"), "--help"]
+    quiet = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    started = subprocess.run(command, capture_output=True, text=True, env=quiet, timeout=120)
+    assert started.returncode == 0 and started.stderr == "" and started.stdout.startswith("usage: train.py")
+    assert "TF_CPP_MIN_LOG_LEVEL=0 shows it" in " ".join(started.stdout.split())
