@@ -33,10 +33,27 @@ class MaskRule(NamedTuple):
     foreground: tuple = ()
 
 
-def decode(data: bytes, path: Path) -> np.ndarray:
-    """Pixels as stored: bit depth, channels and alpha kept, EXIF orientation not applied."""
+def is_palette_png(data: bytes) -> bool:
+    """Whether data is a PNG of palette indices (colour type 3, the byte after the bit depth in its IHDR chunk)."""
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] == 3
+
+
+def palette_indices(data: bytes) -> np.ndarray:
+    """A palette PNG's indices, one channel (OpenCV would give the palette's colours); ValueError if it fails."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.array(image, np.uint8)
+    except Exception as error:  # Pillow's errors for a broken file are of many kinds
+        raise ValueError("does not decode") from error
+
+
+def decode(data: bytes, path: Path, indices: bool = False) -> np.ndarray:
+    """Pixels as stored: bit depth, channels and alpha kept, EXIF orientation not applied. indices: a palette PNG's
+    indices rather than its colours (label masks: Pascal VOC's and most annotation tools')."""
     if path.suffix.lower() in (".jpg", ".jpeg") and is_truncated_jpeg(data):
         raise ValueError("is a truncated JPEG")
+    if indices and is_palette_png(data):
+        return palette_indices(data)
     try:
         array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error:  # what OpenCV raises for an image above its pixel limit
@@ -78,16 +95,18 @@ def orient(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.flip(array, flips) if flips else array
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Any image OpenCV reads, as displayed (EXIF orientation applied); ValueError saying why it fails."""
+def read_image(path: Path, indices: bool = False) -> np.ndarray:
+    """Any image OpenCV reads, as displayed (EXIF orientation applied), a palette PNG's indices if indices;
+    ValueError saying why it fails."""
     data = path.read_bytes()
-    return orient(decode(data, path), exif_orientation(data))
+    return orient(decode(data, path, indices), exif_orientation(data))
 
 
-def read_source(data: bytes, path: Path, what: str) -> tuple[np.ndarray, int]:
-    """Pixels as stored and the EXIF orientation; ValueError starting with what ("image" or "mask")."""
+def read_source(data: bytes, path: Path, what: str, indices: bool = False) -> tuple[np.ndarray, int]:
+    """Pixels as stored (a palette PNG's indices if indices) and the EXIF orientation; ValueError starting with what
+    ("image" or "mask")."""
     try:
-        return decode(data, path), exif_orientation(data)
+        return decode(data, path, indices), exif_orientation(data)
     except ValueError as error:
         raise ValueError(f"{what} {error}") from error
 

@@ -159,7 +159,9 @@ def convert_pair(
     """Write the pair's PNGs, the mask binary (0 and 255) or, with classes, a label mask; return the records of its
     two sources. ValueError starting with the file at fault ("image ..." or "mask ...")."""
     image_data, mask_data = pair.image.read_bytes(), pair.mask.read_bytes()
-    image, mask = align(*read_source(image_data, pair.image, "image"), *read_source(mask_data, pair.mask, "mask"))
+    by_index = not (classes and classes.colors)  # a palette mask's indices are its classes, unless given by colour
+    mask_source = read_source(mask_data, pair.mask, "mask", indices=by_index)
+    image, mask = align(*read_source(image_data, pair.image, "image"), *mask_source)
     try:
         if classes:
             target = to_label_mask(mask, classes, rule, pair.mask.suffix)

@@ -98,11 +98,11 @@ def read_true_mask(path: Path, shape: tuple, names: Optional[list[str]]) -> np.n
     """A true mask of the given shape: booleans, or with several classes a label mask as data_preparation.py writes
     them (class indices, and IGNORED); ValueError saying why it cannot be used."""
     if names:
-        true = read_image(path)
+        true = read_image(path, indices=True)
         if true.ndim != 2 or not np.isin(true, [*range(len(names)), IGNORED]).all():
             raise ValueError(f"is not a label mask of {len(names)} classes (data_preparation.py --classes writes them)")
     else:
-        true = to_binary_mask(read_image(path), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
+        true = to_binary_mask(read_image(path, indices=True), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
     if true.shape != shape:
         raise ValueError(f"true mask {true.shape[::-1]} is not the image's size {shape[::-1]}")
     return true

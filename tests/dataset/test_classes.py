@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import prepare
+from PIL import Image
 
 
 def write_pair(data_root: Path, name: str, mask: np.ndarray, mask_suffix: str = ".png") -> None:
@@ -142,3 +143,30 @@ def test_balance_classes_draws_a_rare_class_often(tmp_path):
         masks = np.concatenate([masks.numpy() for _, masks in batches.take(30)])
         shares[balance] = np.mean([(mask == 2).any() for mask in masks])
     assert shares[False] == pytest.approx(0.1, abs=0.05) and shares[True] == pytest.approx(0.4, abs=0.08)
+
+
+def write_palette_mask(path: Path, indices: np.ndarray) -> None:
+    """A palette PNG (mode P) of indices, with Pascal VOC's first colours: black, dark red, dark green."""
+    image = Image.fromarray(indices)  # mode L, which putpalette turns into P
+    image.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [224, 224, 192] * 253)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def test_palette_masks_are_read_by_their_indices_as_classes_or_as_a_binary_mask(tmp_path):
+    for classes in (3, 1):
+        data = tmp_path / f"classes{classes}"
+        write_pair(data, "a", stripes([0, 1, 2, 0] if classes == 3 else [0, 1, 1, 0]))
+        write_palette_mask(data / "masks" / "a.png", stripes([0, 1, 2, 0] if classes == 3 else [0, 1, 1, 0]))
+        prepare(data, "--classes", str(classes), "--valid_fraction", "0")
+        expected = stripes([0, 1, 2, 0]) if classes == 3 else stripes([0, 255, 255, 0])
+        assert np.array_equal(label(data, "a"), expected)
+
+
+def test_a_run_whose_every_pair_is_rejected_names_the_reasons_and_exits_2(tmp_path, capsys):
+    write_pair(tmp_path, "a", stripes([0, 7]))
+    write_pair(tmp_path, "b", stripes([0, 9]))
+    with pytest.raises(SystemExit) as exit_info:
+        prepare(tmp_path, "--classes", "3", "--valid_fraction", "0")
+    assert exit_info.value.code == 2
+    assert "2 rejected (mask has values outside the classes 0 to 2: 2)" in capsys.readouterr().err
