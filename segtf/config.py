@@ -47,6 +47,8 @@ class ModelConfig:
     encoder_weights: str = "imagenet"  # imagenet, none or a .h5 file
     classes: int = 1  # including the background
     class_names: Optional[Sequence[str]] = None  # the data's, None for one class
+    class_colors: Optional[Sequence[Sequence[int]]] = None  # the RGB of each class, when given by colour
+    ignore_color: Optional[Sequence[int]] = None  # with class_colors: the RGB of pixels to ignore, if any
     init_weights: Optional[str] = None
     bn_momentum: float = 0.9
     loss: str = "dice_focal"

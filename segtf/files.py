@@ -7,10 +7,11 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional, Sequence, Union
 
 import cv2
 import numpy as np
+from PIL import Image
 
 
 def is_up_to_date(source: Path, target: Path) -> bool:
@@ -53,6 +54,15 @@ def write_image(path: Path, array: np.ndarray, made_from: Optional[Path] = None)
     if not ok:
         raise ValueError(f"cannot be encoded as {path.suffix}")
     write_bytes(path, encoded.tobytes(), made_from)
+
+
+def write_palette_png(path: Path, indices: np.ndarray, palette: Sequence[tuple]) -> None:
+    """A PNG of palette indices (uint8) that image viewers show in the palette's RGB colours, whole or not at all."""
+    image = Image.fromarray(indices.astype(np.uint8))  # mode L; putpalette makes it P
+    image.putpalette([value for rgb in palette for value in rgb])
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
 
 
 def write_array(path: Path, array: np.ndarray, made_from: Optional[Path] = None) -> None:

@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 from segtf.cli.flags import add_data_root, add_loader_args, check_loader_args, config_part
 from segtf.config import LoaderConfig
-from segtf.dataset.classes import class_count
+from segtf.dataset.classes import read_class_table
 from segtf.dataset.input_scaling import to_pixels
 from segtf.dataset.pipeline import training_batches
 from segtf.errors import exit_on_user_error
@@ -25,7 +25,9 @@ def show_batch(args: argparse.Namespace) -> None:
     for name, batch in (("images", images), ("masks", masks)):
         values = batch.numpy().astype(np.float32)
         print(f"{name}: shape {tuple(batch.shape)}, {batch.dtype.name}, min {values.min():g}, max {values.max():g}")
-    save_grid(to_pixels(images[:12]), masks[:12].numpy(), Path(args.output), class_count(Path(args.data_root)))
+    table = read_class_table(Path(args.data_root))
+    names, colors = (list(table.names), table.colors or None) if table else (None, None)
+    save_grid(to_pixels(images[:12]), masks[:12].numpy(), Path(args.output), names, colors)
     print(f"saved {args.output}")
 
 

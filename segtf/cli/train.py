@@ -28,7 +28,7 @@ from segtf.cli.flags import (
     share,
 )
 from segtf.config import ModelConfig, OptimizationConfig, RunConfig, SavedRun, TrainConfig, read_run_config
-from segtf.dataset.classes import class_count_of, read_classes
+from segtf.dataset.classes import class_count_of, read_class_table
 from segtf.dataset.fingerprint import read_fingerprint
 from segtf.errors import exit_on_user_error
 from segtf.modeling.losses import LOSSES
@@ -312,13 +312,16 @@ def train_config(args: argparse.Namespace, given: Optional[Collection[str]] = No
     """The configuration of the flags, with the optimizer's defaults and the data's classes where they are not
     given; given: the flags on the command line, the plan choosing the others (None: no plan)."""
     learning_rate, weight_decay = optimizer_settings(args.optimizer, args.learning_rate, args.weight_decay)
-    class_names = read_classes(Path(args.data_root))  # the data's, which check_classes holds --classes to
+    table = read_class_table(Path(args.data_root))  # the data's, which check_classes holds --classes to
+    class_names = list(table.names) if table else None
     values = {
         **vars(args),
         "epochs": args.epochs or OptimizationConfig.epochs,
         "learning_rate": learning_rate,
         "weight_decay": weight_decay,
         "class_names": class_names,
+        "class_colors": [list(c) for c in table.colors] if table and table.colors else None,
+        "ignore_color": list(table.ignore_color) if table and table.ignore_color else None,
         "classes": args.classes or class_count_of(class_names),
         "plan_reasons": (),
     }

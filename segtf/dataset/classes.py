@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
-from segtf.checked import Source, fields, load_json, name_list, number
+from segtf.checked import Source, fields, load_json, name_list, number, shown
 from segtf.dataset.images import LOSSY_EXTENSIONS, MaskRule, mask_layer, to_binary_mask
 from segtf.dataset.layout import CSV_FOLDER
 from segtf.errors import UserError
@@ -141,18 +141,41 @@ def write_classes(data_root: Path, rule: Optional[ClassRule]) -> None:
     if rule is None:
         path.unlink(missing_ok=True)
         return
-    write_text(path, json.dumps({"classes": list(rule.names), "ignored": IGNORED}, indent=1) + "\n")
+    record = {"classes": list(rule.names), "colors": [list(c) for c in rule.colors],
+              "ignore_color": list(rule.ignore_color) if rule.ignore_color else None, "ignored": IGNORED}  # fmt: skip
+    write_text(path, json.dumps(record, indent=1) + "\n")
 
 
-def read_classes(data_root: Path) -> Optional[list[str]]:
-    """The class names of a dataset prepared with several classes, else None (one class, binary masks)."""
+def color(value: object, source: Source, key: str) -> tuple[int, int, int]:
+    """value, checked to be an RGB colour: three whole numbers from 0 to 255."""
+    if not isinstance(value, list) or len(value) != 3:
+        raise source.fault(f"{key} is {shown(value)}, where it takes [red, green, blue], each from 0 to 255")
+    return tuple(int(number(v, source, f"{key}[{i}]", 0, 255, whole=True)) for i, v in enumerate(value))
+
+
+def read_class_table(data_root: Path) -> Optional[ClassRule]:
+    """The classes of a dataset prepared with several (DATA/csv_file/classes.json): their names and, when they were
+    given by colour (--class_colors), their colours and the ignored pixels' colour. None for one class."""
     path = data_root / CSV_FOLDER / CLASSES_FILE
     if not path.exists():
         return None
     source = Source(path, "data_preparation.py writes it anew")
-    values = fields(load_json(source), ("classes", "ignored"), source, "")
+    # colors and ignore_color: since classes by colour were kept; files written before hold neither
+    values = fields(load_json(source), ("classes", "ignored"), source, "", optional=("colors", "ignore_color"))
     number(values["ignored"], source, "ignored", IGNORED, IGNORED, whole=True)
-    return name_list(values["classes"], source, "classes", fewest=2)
+    names = name_list(values["classes"], source, "classes", fewest=2)
+    colors = values.get("colors") or []
+    if not isinstance(colors, list) or len(colors) not in (0, len(names)):
+        raise source.fault(f"colors is {shown(colors)}, where it takes a colour for each of the {len(names)} classes")
+    ignore = values.get("ignore_color")
+    return ClassRule(tuple(names), tuple(color(c, source, f"colors[{k}]") for k, c in enumerate(colors)),
+                     ignore_color=color(ignore, source, "ignore_color") if ignore is not None else None)  # fmt: skip
+
+
+def read_classes(data_root: Path) -> Optional[list[str]]:
+    """The class names of a dataset prepared with several classes, else None (one class, binary masks)."""
+    table = read_class_table(data_root)
+    return list(table.names) if table else None
 
 
 def class_count_of(names: Optional[Sequence[str]]) -> int:

@@ -16,7 +16,6 @@ from typing import Optional
 
 from segtf.config import TrainConfig, read_run_config
 from segtf.dataset import pipeline
-from segtf.dataset.classes import class_count_of
 from segtf.dataset.folds import run_splits
 from segtf.dataset.images import read_image
 from segtf.dataset.layout import PNG_FOLDER, split_csv
@@ -133,18 +132,21 @@ def print_folds(scored: pd.DataFrame, names: Optional[list[str]]) -> None:
         print(f"  fold {fold}: {members.image.nunique()} images, micro IoU {micro:.4f}, mean IoU {mean:.4f}")
 
 
-def save_worst(table: pd.DataFrame, scored: pd.DataFrame, items: list, path: Path, names: Optional[list]) -> None:
+def save_worst(
+    table: pd.DataFrame, scored: pd.DataFrame, items: list, path: Path, names: Optional[list], colors: Optional[list]
+) -> None:
     """photo | true | predicted rows of the COMPARISON_ROWS images with the lowest IoU (of the foreground classes'
-    mean), masked as score_rows does."""
+    mean), masked as score_rows does, each named with its IoU."""
     foreground = scored[scored["class"] != names[0]] if names else scored
     image_iou = foreground.groupby("image", sort=False).iou.mean()
     index_of = {name: index for index, name in enumerate(table.name)}
-    samples = []
-    for name in image_iou.nsmallest(COMPARISON_ROWS).index:
+    samples, captions = [], []
+    for name, iou in image_iou.nsmallest(COMPARISON_ROWS).items():
         predicted, true = items[index_of[name]]
         mask = predicted if names else postprocess(predicted, NO_POSTPROCESSING).numpy()
         samples.append((read_rgb(table.image[index_of[name]]), true, mask))
-    save_comparison(samples, path, class_count_of(names))
+        captions.append(f"{name}  IoU {iou:.3f}")
+    save_comparison(samples, path, captions, names, colors)
 
 
 def print_steps(steps: list[dict]) -> None:
@@ -161,7 +163,8 @@ def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
     """OUT/metrics.csv (a row a training pair), the scores over all folds and by fold, the worst images in
     OUT/comparison.png, and the post-processing chosen on them in WORK/postprocessing.json."""
     table = out_of_fold_table(work, data_root)
-    names = read_fold_config(work).model.class_names
+    model = read_fold_config(work).model
+    names = model.class_names
     items = read_items(table, names)
     scored = score_rows(table, items, NO_POSTPROCESSING, names)
     scored.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
@@ -169,7 +172,7 @@ def cross_validation_report(work: Path, data_root: Path, out: Path) -> None:
     print(f"cross-validation of {work}: out-of-fold predictions of {len(table)} training pairs, {rule}")
     print_table(scored, names)
     print_folds(scored, names)
-    save_worst(table, scored, items, out / "comparison.png", names)
+    save_worst(table, scored, items, out / "comparison.png", names, model.class_colors)
     settings, steps = choose_postprocessing(items, names)
     print_steps(steps)
     when = datetime.now().isoformat("T", "seconds")

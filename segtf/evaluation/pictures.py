@@ -2,7 +2,7 @@
 grid and training curves. Arrays are RGB uint8, as the loader and predict.py hold them."""
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional, Sequence
 
 from segtf.checked import Source, read_table
 from segtf.files import write_image
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 COMPARISON_ROWS = 8  # images in predict.py's comparison.png
-COMPARISON_SIDE = 192  # pixels of each tile there
+COMPARISON_SIDE = 256  # pixels of each tile there, at most
 PALETTE = [(0, 255, 0), (255, 64, 64), (64, 160, 255), (255, 220, 0), (255, 0, 255), (0, 255, 255)]  # class 1 first
 
 
@@ -21,27 +21,44 @@ def save_picture(path: Path, rgb: np.ndarray) -> None:
     write_image(path, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def overlay(image: np.ndarray, mask: np.ndarray, classes: int = 1) -> np.ndarray:
-    """The image with the mask tinted green and its edge drawn; with several classes, mask holds class indices and
-    each foreground class is tinted in its PALETTE colour (ignored pixels are not)."""
-    labels = (mask > 0).astype(np.uint8) if classes == 1 else mask.astype(np.uint8)
+def class_color(k: int, colors: Optional[Sequence] = None) -> tuple:
+    """The RGB that class k (1 or more) is drawn in: its colour in the user's masks (colors, the background first)
+    where they had colours, else PALETTE's."""
+    return tuple(colors[k]) if colors else PALETTE[(k - 1) % len(PALETTE)]
+
+
+def label_palette(names: Sequence[str], colors: Optional[Sequence] = None) -> list[tuple]:
+    """The RGB of each class of a label mask, the background first: the user's colours, or black then PALETTE's."""
+    return [tuple(colors[0]) if colors else (0, 0, 0), *(class_color(k, colors) for k in range(1, len(names)))]
+
+
+def overlay(
+    image: np.ndarray, mask: np.ndarray, names: Optional[Sequence[str]] = None, colors: Optional[Sequence] = None
+) -> np.ndarray:
+    """The image with the mask tinted green and its edge drawn; with several classes (names), mask holds class
+    indices and each foreground class is tinted in its colour (class_color; ignored pixels are not)."""
+    labels = mask.astype(np.uint8) if names else (mask > 0).astype(np.uint8)
     tinted = image.copy()
-    for k in range(1, max(classes, 2)):
+    for k in range(1, max(len(names or ()), 2)):
         inside = (labels == k).astype(np.uint8)
-        colour = PALETTE[(k - 1) % len(PALETTE)]
+        colour = class_color(k, colors)
         tinted[inside > 0] = (0.55 * image[inside > 0] + 0.45 * np.array(colour)).astype(np.uint8)
         contours, _ = cv2.findContours(inside, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         tinted = cv2.drawContours(tinted, contours, -1, colour, 1)
     return tinted
 
 
-def legend(image: np.ndarray, names: list[str]) -> np.ndarray:
+def write_text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple = (255, 255, 255)) -> None:
+    """text drawn into image at origin (its baseline's left end), outlined in black so that it reads on a photo."""
+    for thickness, ink in ((3, (0, 0, 0)), (1, colour)):
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, ink, thickness, cv2.LINE_AA)
+
+
+def legend(image: np.ndarray, names: Sequence[str], colors: Optional[Sequence] = None) -> np.ndarray:
     """The image with each foreground class's name written in its overlay colour, top left."""
     drawn = image.copy()
     for k, name in enumerate(names[1:], 1):
-        colour = PALETTE[(k - 1) % len(PALETTE)]
-        cv2.putText(drawn, name, (4, 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(drawn, name, (4, 14 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+        write_text(drawn, name, (4, 14 * k), class_color(k, colors))
     return drawn
 
 
@@ -56,34 +73,65 @@ def fit_into(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def comparison_rows(
-    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], side: int, classes: int = 1
+    samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    side: int,
+    names: Optional[Sequence[str]] = None,
+    colors: Optional[Sequence] = None,
 ) -> np.ndarray:
     """One row per (photo, true mask, predicted mask): the photo, then each mask drawn over it (overlay),
     each tile fitted into a side x side square. Shape (samples, side, 3 * side, 3)."""
-    return np.stack(
-        [
-            np.hstack(
-                [fit_into(tile, side) for tile in (photo, *(overlay(photo, m, classes) for m in (true, predicted)))]
-            )
-            for photo, true, predicted in samples
-        ]
-    )
+    rows = []
+    for photo, true, predicted in samples:
+        tiles = (photo, overlay(photo, true, names, colors), overlay(photo, predicted, names, colors))
+        rows.append(np.hstack([fit_into(tile, side) for tile in tiles]))
+    return np.stack(rows)
 
 
-def save_comparison(samples: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]], path: Path, classes: int = 1) -> None:
-    """comparison_rows stacked into one picture."""
-    save_picture(path, np.vstack(comparison_rows(samples, COMPARISON_SIDE, classes)))
+def titled(
+    rows: np.ndarray, captions: Sequence[str], names: Optional[Sequence[str]], colors: Optional[Sequence]
+) -> np.ndarray:
+    """comparison_rows stacked under a strip naming the columns (and, with several classes, each class in its
+    colour), each row's caption written on its photo."""
+    rows = rows.copy()
+    side = rows.shape[1]
+    for row, caption in zip(rows, captions):
+        write_text(row, caption, (4, side - 8))
+    header = np.full((24 + 16 * len(names[1:] if names else ()), rows.shape[2], 3), 32, np.uint8)
+    for column, title in enumerate(("photo", "true mask", "prediction")):
+        write_text(header, title, (column * side + 6, 17))
+    for k, name in enumerate(names[1:] if names else (), 1):
+        write_text(header, name, (6, 17 + 16 * k), class_color(k, colors))
+    return np.vstack([header, *rows])
+
+
+def save_comparison(
+    samples: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    path: Path,
+    captions: Sequence[str],
+    names: Optional[Sequence[str]] = None,
+    colors: Optional[Sequence] = None,
+) -> None:
+    """comparison_rows of the samples, titled (see titled), each row's caption (its image's name and score) on it;
+    tiles of COMPARISON_SIDE pixels, or of the largest photo's side when smaller."""
+    side = min(COMPARISON_SIDE, max(max(photo.shape[:2]) for photo, _, _ in samples))
+    save_picture(path, titled(comparison_rows(samples, side, names, colors), captions, names, colors))
 
 
 def save_grid(
-    images: np.ndarray, masks: np.ndarray, path: Path, classes: int = 1, columns: int = 4, tile: int = 160
+    images: np.ndarray,
+    masks: np.ndarray,
+    path: Path,
+    names: Optional[Sequence[str]] = None,
+    colors: Optional[Sequence] = None,
+    columns: int = 4,
+    tile: int = 160,
 ) -> None:
     """Samples beside their overlays (of binary or label masks, see overlay), `columns` pairs a row, each at most
     `tile` pixels wide: the augmentation grid of dataloader.py."""
     side = min(tile, images.shape[1])
     images = [cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA) for image in images]
     masks = [cv2.resize(mask, (side, side), interpolation=cv2.INTER_NEAREST) for mask in masks]
-    tiles = [np.hstack([image, overlay(image, mask, classes)]) for image, mask in zip(images, masks)]
+    tiles = [np.hstack([image, overlay(image, mask, names, colors)]) for image, mask in zip(images, masks)]
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % columns)
     rows = [np.hstack(tiles[i : i + columns]) for i in range(0, len(tiles), columns)]
     save_picture(path, np.vstack(rows))

@@ -5,14 +5,14 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Sequence
 
 from segtf.dataset import pipeline
-from segtf.dataset.classes import IGNORED, class_count_of
+from segtf.dataset.classes import IGNORED, ClassRule, colors_to_labels
 from segtf.dataset.images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from segtf.dataset.layout import PNG_FOLDER, split_csv
 from segtf.dataset.preparation import list_by_stem
 from segtf.errors import UserError
-from segtf.evaluation.pictures import COMPARISON_ROWS, legend, overlay, save_comparison, save_picture
+from segtf.evaluation.pictures import COMPARISON_ROWS, label_palette, legend, overlay, save_comparison, save_picture
 from segtf.evaluation.scoring import image_rows, print_table
-from segtf.files import write_image
+from segtf.files import write_image, write_palette_png
 from segtf.inference.postprocessing import postprocess, postprocess_labels
 from segtf.inference.predictor import Member, ensemble_probabilities
 from segtf.modeling.outputs import to_mask
@@ -70,14 +70,24 @@ def input_images(input_path: Path, left_out: list, out: Path) -> tuple[list[Path
     return images, [p.relative_to(input_path) for p in images]
 
 
+def class_table(member: Member) -> Optional[ClassRule]:
+    """The classes a model learned, with their colours where its masks had them; None for one class."""
+    if not member.class_names:
+        return None
+    ignore = tuple(member.ignore_color) if member.ignore_color else None
+    return ClassRule(tuple(member.class_names), tuple(tuple(c) for c in member.class_colors or ()), None, ignore)
+
+
 def mask_of(
-    photo: np.ndarray, probability: np.ndarray, settings: dict, names: Optional[list[str]]
+    photo: np.ndarray, probability: np.ndarray, settings: dict, classes: Optional[ClassRule]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mask, its PNG pixels, the overlay): one class, the probabilities post-processed by settings (0 and 255);
-    several, the most probable class of each pixel (its index) post-processed by settings, the overlay with a legend."""
-    if names:
+    several, the most probable class of each pixel (its index) post-processed by settings, the overlay in the classes'
+    colours with a legend."""
+    if classes:
+        names, colors = list(classes.names), classes.colors or None
         labels = postprocess_labels(to_mask(probability, several=True), settings, names)
-        return labels, labels, legend(overlay(photo, labels, len(names)), names)
+        return labels, labels, legend(overlay(photo, labels, names, colors), names, colors)
     mask = postprocess(probability, settings).numpy()
     return mask, mask.astype(np.uint8) * 255, overlay(photo, mask)
 
@@ -86,21 +96,29 @@ def predict_and_write(
     members: Sequence[Member], settings: dict, inputs: Inputs, out: Path, batch_size: int, tta: str, errors: dict
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Write each image's mask (mask_of) and overlay into out; yield (index, photo, mask) for scoring."""
-    images, rels = inputs.images, inputs.rels
+    images, rels, classes = inputs.images, inputs.rels, class_table(members[0])
     for index, photo, probability in ensemble_probabilities(members, images, batch_size, tta, errors):
-        mask, pixels, drawn = mask_of(photo, probability, settings, members[0].class_names)
-        write_image(out / "masks" / rels[index].with_suffix(".png"), pixels)
+        mask, pixels, drawn = mask_of(photo, probability, settings, classes)
+        target = out / "masks" / rels[index].with_suffix(".png")
+        if classes:  # indices that display in the classes' colours
+            write_palette_png(target, pixels, label_palette(classes.names, classes.colors or None))
+        else:
+            write_image(target, pixels)
         save_picture(out / "overlays" / rels[index].with_suffix(".jpg"), drawn)
         yield index, photo, mask
 
 
-def read_true_mask(path: Path, shape: tuple, names: Optional[list[str]]) -> np.ndarray:
+def read_true_mask(path: Path, shape: tuple, classes: Optional[ClassRule]) -> np.ndarray:
     """A true mask of the given shape: booleans, or with several classes a label mask as data_preparation.py writes
-    them (class indices, and IGNORED); ValueError saying why it cannot be used."""
-    if names:
+    them (class indices, and IGNORED), read by the classes' colours where they have them; ValueError saying why it
+    cannot be used."""
+    if classes and classes.colors:
+        true = colors_to_labels(read_image(path), classes)
+    elif classes:
+        count = len(classes.names)
         true = read_image(path, indices=True)
-        if true.ndim != 2 or not np.isin(true, [*range(len(names)), IGNORED]).all():
-            raise ValueError(f"is not a label mask of {len(names)} classes (data_preparation.py --classes writes them)")
+        if true.ndim != 2 or not np.isin(true, [*range(count), IGNORED]).all():
+            raise ValueError(f"is not a label mask of {count} classes (data_preparation.py --classes writes them)")
     else:
         true = to_binary_mask(read_image(path, indices=True), lossy=Path(path).suffix.lower() in LOSSY_EXTENSIONS) > 0
     if true.shape != shape:
@@ -108,38 +126,57 @@ def read_true_mask(path: Path, shape: tuple, names: Optional[list[str]]) -> np.n
     return true
 
 
+class Drawn(NamedTuple):
+    """An image to draw in comparison.png: its score, its caption, and the photo with its true and predicted masks."""
+
+    iou: float
+    caption: str
+    sample: tuple
+
+
+def image_iou(rows: list[dict], names: Optional[list[str]]) -> float:
+    """One image's IoU from its rows of metrics.csv: its only row's, or the mean of its foreground classes'."""
+    return float(np.mean([row["iou"] for row in rows if not names or row["class"] != names[0]]))
+
+
 def score_predictions(
-    predictions: Iterator, rels: list, truths: list, left_out: list, names: Optional[list[str]]
-) -> tuple[list, list]:
-    """Rows of scores for each prediction whose true mask is known (one, or one a class), and the first
-    COMPARISON_ROWS (photo, true, predicted) samples to draw. True masks that cannot be used go to left_out."""
-    rows, samples = [], []
+    predictions: Iterator, rels: list, truths: list, left_out: list, classes: Optional[ClassRule]
+) -> tuple[list, list[Drawn]]:
+    """Rows of scores for each prediction whose true mask is known (one, or one a class), and the COMPARISON_ROWS
+    images of the lowest IoU to draw, worst first. True masks that cannot be used go to left_out."""
+    rows, worst = [], []
+    names = list(classes.names) if classes else None
     for index, photo, mask in predictions:
         if truths[index] is None:
             continue
         try:
-            true = read_true_mask(truths[index], mask.shape, names)
+            true = read_true_mask(truths[index], mask.shape, classes)
         except (ValueError, OSError) as error:
             left_out.append(f"{truths[index]}: {error}")
             continue
         name = rels[index].as_posix()
-        rows += image_rows(name, mask, true, names)
-        if len(samples) < COMPARISON_ROWS:
-            samples.append((photo, true, mask))
-    return rows, samples
+        scores = image_rows(name, mask, true, names)
+        rows += scores
+        iou = image_iou(scores, names)
+        worst = sorted([*worst, Drawn(iou, f"{name}  IoU {iou:.3f}", (photo, true, mask))], key=lambda d: d.iou)
+        worst = worst[:COMPARISON_ROWS]
+    return rows, worst
 
 
 def report(
-    out: Path, written: int, rows: list, samples: list, left_out: list, comparison: Path, names: Optional[list[str]]
-) -> None:
+    out: Path, written: int, rows: list, worst: list[Drawn], left_out: list, comparison: Path,
+    classes: Optional[ClassRule],
+) -> None:  # fmt: skip
     """Say where the masks are; write, print and draw the scores; name the files left out."""
     print(f"{written} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
+    names = list(classes.names) if classes else None
     if rows:
         table = pd.DataFrame(rows)
         table.to_csv(out / "metrics.csv", index=False, float_format="%.6f")
         print_table(table, names)
-        save_comparison(samples, comparison, class_count_of(names))
-        print(f"scores in {out / 'metrics.csv'}, pictures in {comparison}")
+        samples, captions = [d.sample for d in worst], [d.caption for d in worst]
+        save_comparison(samples, comparison, captions, names, classes.colors or None if classes else None)
+        print(f"scores in {out / 'metrics.csv'}, the {len(worst)} lowest-scored images in {comparison}")
     if left_out:
         print(f"{len(left_out)} left out:\n  " + "\n  ".join(left_out))
 
@@ -149,6 +186,8 @@ def folder_inputs(input_path: Path, masks: Optional[Path], out: Path) -> Inputs:
     left_out = []
     images, rels = input_images(input_path, left_out, out)
     truths = true_masks_by_image(rels, masks) if masks else [None] * len(images)
+    if masks and not any(truths):
+        raise UserError(f"--masks {masks}: no mask there has the relative path and name stem of an image of --input")
     return Inputs(images, rels, truths, left_out)
 
 
@@ -161,8 +200,14 @@ def predict_and_score(
     members: Sequence[Member], settings: dict, inputs: Inputs, out: Path, batch_size: int, tta: str, comparison: Path
 ) -> None:
     """Masks for the inputs, scored where the true masks are known."""
-    errors, names, left_out = {}, members[0].class_names, list(inputs.left_out)
+    errors, classes, left_out = {}, class_table(members[0]), list(inputs.left_out)
     predictions = predict_and_write(members, settings, inputs, out, batch_size, tta, errors)
-    rows, samples = score_predictions(predictions, inputs.rels, inputs.truths, left_out, names)
+    rows, worst = score_predictions(predictions, inputs.rels, inputs.truths, left_out, classes)
     left_out += [f"{inputs.images[index]}: {error}" for index, error in sorted(errors.items())]
-    report(out, len(inputs.images) - len(errors), rows, samples, left_out, comparison, names)
+    unscored = [rel.as_posix() for rel, truth in zip(inputs.rels, inputs.truths) if truth is None]
+    if unscored and len(unscored) < len(inputs.rels):
+        print(f"{len(unscored)} without a true mask, not scored: {', '.join(unscored[:6])}"
+              + (", ..." if len(unscored) > 6 else ""))  # fmt: skip
+    report(out, len(inputs.images) - len(errors), rows, worst, left_out, comparison, classes)
+    if not rows and len(unscored) < len(inputs.rels):
+        raise UserError(f"none of the true masks could be used to score ({left_out[-1]})")

@@ -26,12 +26,15 @@ Prediction = tuple[int, np.ndarray, np.ndarray]
 class Member(NamedTuple):
     """One model of an ensemble, and how it is served: each image resized to size x size, or by windows (a dict of
     patch_size, scale, overlap and batch_size, as sliding_window.predict_scaled takes them); class_names: those of a
-    run of several classes, else None."""
+    run of several classes, else None; class_colors and ignore_color: the RGB of each class and of ignored pixels in
+    the masks it learned from, when they were given by colour."""
 
     model: tf.keras.Model
     size: int
     windows: Optional[dict]
     class_names: Optional[list[str]] = None
+    class_colors: Optional[list] = None
+    ignore_color: Optional[list] = None
 
 
 def input_side(member: Member) -> int:
@@ -68,12 +71,12 @@ def load_member(weights: Path, settings: dict) -> Member:
     model, size = load_model(weights, settings.get("backbone"), settings.get("image_size"))
     trained = trained_config(weights)
     patch_size = settings.get("patch_size") or (trained and trained.loader.patch_size)
-    names = trained.model.class_names if trained else None
+    classes = (trained.model.class_names, trained.model.class_colors, trained.model.ignore_color) if trained else ()
     if not patch_size:
-        return Member(model, size, None, names)
+        return Member(model, size, None, *classes)
     scale = settings.get("scale") or (trained.loader.scale if trained else 1.0)
     windows = {"patch_size": patch_size, "scale": scale, **{k: settings[k] for k in ("overlap", "batch_size")}}
-    return Member(model, size, windows, names)
+    return Member(model, size, windows, *classes)
 
 
 def weights_files(paths: Sequence[Path]) -> list[Path]:

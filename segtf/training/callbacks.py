@@ -4,7 +4,7 @@ the epoch timer, the schedule and early stop, TensorBoard and Weights & Biases."
 import os
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from segtf.config import TrainConfig
 from segtf.dataset import pipeline
@@ -13,7 +13,7 @@ from segtf.dataset.input_scaling import to_pixels
 from segtf.dataset.layout import split_csv
 from segtf.dataset.patches import Patches
 from segtf.errors import UserError
-from segtf.evaluation.pictures import comparison_rows, save_picture
+from segtf.evaluation.pictures import comparison_rows, save_picture, titled
 from segtf.evaluation.scoring import class_pixel_counts, pixel_counts, ratios
 from segtf.inference.sliding_window import DEFAULT_OVERLAP, predict_scaled, window_predictor
 from segtf.modeling.ema import AveragedValidation, averaged_weights
@@ -29,7 +29,13 @@ import tensorflow as tf
 
 
 def validation_pictures(
-    model: tf.keras.Model, valid: tf.data.Dataset, paths: RunPaths, tensorboard: bool, classes: int, count: int = 4
+    model: tf.keras.Model,
+    valid: tf.data.Dataset,
+    paths: RunPaths,
+    tensorboard: bool,
+    names: Optional[Sequence[str]],
+    colors: Optional[Sequence],
+    count: int = 4,
 ) -> tf.keras.callbacks.Callback:
     """Each epoch, draw `count` validation images with their true and predicted masks (several classes: labels, and
     the most probable class), side by side, into WORK/tensorflow/logs/validation_pictures.png and, with
@@ -37,15 +43,15 @@ def validation_pictures(
     images, masks = next(iter(valid.unbatch().batch(count)))
     images = images.numpy().astype(np.float32)
     photos = to_pixels(images)
-    true = masks.numpy()[..., 0] > 0.5 if classes == 1 else masks.numpy()[..., 0]
+    true = masks.numpy()[..., 0] if names else masks.numpy()[..., 0] > 0.5
     writer = tf.summary.create_file_writer(str(paths.tensorboard / "validation_pictures")) if tensorboard else None
 
     def draw(epoch: int, logs: dict) -> None:
         with averaged_weights(model):
             probabilities = model.predict(images, verbose=0)
-        predicted = to_mask(squeeze_channel(probabilities), several=classes > 1)
-        rows = comparison_rows(zip(photos, true, predicted), side=photos.shape[1], classes=classes)
-        save_picture(paths.pictures, np.vstack(rows))
+        predicted = to_mask(squeeze_channel(probabilities), several=bool(names))
+        rows = comparison_rows(zip(photos, true, predicted), photos.shape[1], names, colors)
+        save_picture(paths.pictures, titled(rows, [f"epoch {epoch + 1}"], names, colors))
         if writer:
             with writer.as_default():
                 tf.summary.image("photo | true mask | predicted mask", rows, step=epoch, max_outputs=count)
@@ -146,7 +152,8 @@ def make_callbacks(
     callbacks += [
         checkpoints.CommittedEpochs(paths, optimization.monitor, steps),
         epoch_timer(seconds),
-        validation_pictures(model, valid, paths, tensorboard=run.log == "tensorboard", classes=config.model.classes),
+        validation_pictures(model, valid, paths, run.log == "tensorboard", config.model.class_names,
+                            config.model.class_colors),  # fmt: skip
     ]
     if optimization.lr_schedule == "plateau":
         callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(optimization.monitor, factor=0.5, patience=5, mode=mode))

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from segtf.dataset import pipeline
-from segtf.dataset.classes import IGNORED, read_classes
+from segtf.dataset.classes import IGNORED, read_class_table, read_classes
 
 import cv2
 import numpy as np
@@ -75,6 +75,8 @@ def test_colour_masks_become_labels_by_the_class_colors_table(tmp_path):
     assert np.array_equal(label(data, "a"), classes)
     assert "not in --class_colors: (0, 255, 0)" in rejected(data)["masks/b.png"]
     assert read_classes(data) == ["background", "plate", "lunula"]
+    kept = read_class_table(data)  # for train.py to record, and predict.py to draw and score by
+    assert kept.colors == ((0, 0, 0), (255, 0, 0), (0, 0, 255)) and kept.ignore_color == (255, 255, 255)
 
 
 def test_two_classes_read_masks_by_the_binary_rules(tmp_path):
@@ -107,7 +109,8 @@ def test_the_generated_three_class_set_has_nails_and_lunulae(tmp_path):
     for mask in table["mask"]:
         assert set(np.unique(cv2.imread(str(tmp_path / "data" / mask), cv2.IMREAD_UNCHANGED))) == {0, 1, 2}
     record = json.loads((tmp_path / "data" / "csv_file" / "classes.json").read_text())
-    assert record == {"classes": ["background", "class_1", "class_2"], "ignored": IGNORED}
+    assert record == {"classes": ["background", "class_1", "class_2"], "colors": [], "ignore_color": None,
+                      "ignored": IGNORED}  # fmt: skip
 
 
 @pytest.mark.parametrize("loader", [{}, {"cache_format": "tfrecord"}, {"resize_first": False}])

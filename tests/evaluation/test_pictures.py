@@ -21,3 +21,16 @@ def test_comparison_rows_fit_photo_true_and_predicted_into_squares():
     assert rows.shape == (3, 32, 96, 3)
     assert (rows[0, :8] == 0).all()  # the wide photo is centred on black, not stretched
     assert (rows[0, 16, 64:] == 200).all()  # nothing predicted: the third tile is the plain photo
+
+
+def test_a_comparison_has_a_strip_naming_its_columns_and_classes_and_each_row_its_caption():
+    photo = np.full((40, 80, 3), 200, np.uint8)
+    true = predicted = np.zeros((40, 80), np.uint8)
+    rows = pictures.comparison_rows([(photo, true, predicted)] * 2, 32, ["background", "plate", "lunula"])
+    drawn = pictures.titled(rows, ["first.png  IoU 0.500", ""], ["background", "plate", "lunula"], None)
+    assert drawn.shape == (24 + 2 * 16 + 2 * 32, 96, 3)
+    header = drawn[: 24 + 2 * 16]
+    assert (header[5:20, :90] > 200).any()  # the columns' titles, in white
+    plate_line = header[24 + 4 : 24 + 16, :60]
+    assert (np.abs(plate_line.astype(int) - pictures.class_color(2 - 1)).sum(axis=2) < 60).any()  # its colour
+    assert not np.array_equal(drawn[56:88], rows[0]) and np.array_equal(drawn[88:], rows[1])  # only the captioned
