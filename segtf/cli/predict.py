@@ -13,8 +13,10 @@ from segtf.evaluation.prediction import folder_inputs, predict_and_score, split_
 from segtf.export.checked import export_onnx, export_tflite_int8
 from segtf.export.convert import export_savedmodel, export_tflite
 from segtf.inference.postprocessing import NO_POSTPROCESSING, read_postprocessing
-from segtf.inference.predictor import Member, input_side, load_member, weights_files
+from segtf.inference.predictor import Member, input_side, load_member, trained_config, weights_files
 from segtf.inference.sliding_window import DEFAULT_OVERLAP
+from segtf.modeling.losses import LOSS_TITLES
+from segtf.text import counted
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +177,7 @@ def load_members(args: argparse.Namespace) -> list[Member]:
     if len(files) > 1 and single:
         raise UserError(f"--export {' '.join(single)} holds one model: export an ensemble as savedmodel")
     if len(files) > 1:
-        print(f"ensemble of {len(files)} models: " + ", ".join(str(f) for f in files))
+        print(f"ensemble of {counted(len(files), 'model')}: " + ", ".join(str(f) for f in files))
     members = [load_member(f, {k: getattr(args, k) for k in keys}) for f in files]
     names = members[0].class_names
     if any(m.class_names != names for m in members):
@@ -210,7 +212,9 @@ def use_model(args: argparse.Namespace) -> None:
     if args.history:
         if not Path(args.history).is_file():
             raise UserError(f"--history {args.history}: no such file")
-        plot_history(Path(args.history), out / "training_curves.png")
+        trained = trained_config(Path(args.history))  # run_config.json a folder up, when the run wrote it
+        loss = f"loss ({LOSS_TITLES[trained.model.loss]})" if trained else "loss"
+        plot_history(Path(args.history), out / "training_curves.png", loss)
         print(f"training curves in {out / 'training_curves.png'}")
     if args.cv:
         cross_validation_report(args.cv, Path(args.data_root or read_fold_config(args.cv).loader.data_root), out)

@@ -13,6 +13,7 @@ from segtf.dataset.input_scaling import to_pixels
 from segtf.dataset.pipeline import training_batches
 from segtf.errors import exit_on_user_error
 from segtf.evaluation.pictures import save_grid
+from segtf.text import counted
 
 import numpy as np
 
@@ -21,7 +22,8 @@ def show_batch(args: argparse.Namespace) -> None:
     """Print one training batch's shapes, dtypes and value ranges, and save the augmentation grid."""
     dataset, n_samples = training_batches(config_part(LoaderConfig, vars(args)))
     images, masks = next(iter(dataset))
-    print(f"{n_samples} training samples, {math.ceil(n_samples / args.batch_size)} steps per epoch")
+    steps = math.ceil(n_samples / args.batch_size)
+    print(f"{counted(n_samples, 'training sample')}, {counted(steps, 'step')} per epoch")
     for name, batch in (("images", images), ("masks", masks)):
         values = batch.numpy().astype(np.float32)
         print(f"{name}: shape {tuple(batch.shape)}, {batch.dtype.name}, min {values.min():g}, max {values.max():g}")

@@ -33,6 +33,7 @@ from segtf.dataset.images import (
 from segtf.dataset.layout import CSV_FOLDER, PNG_FOLDER, split_csv
 from segtf.errors import UserError
 from segtf.files import write_image, write_text
+from segtf.text import counted
 
 import cv2
 import numpy as np
@@ -299,17 +300,17 @@ def print_summary(
     fingerprint: Optional[Fingerprint],
 ) -> None:
     table = pd.DataFrame(rows)
-    print(f"{data_root}: {len(rows)} pairs prepared, {converted} files converted to PNG")
+    print(f"{data_root}: {counted(len(rows), 'pair')} prepared, {counted(converted, 'file')} converted to PNG")
     for split in ("train", "valid"):
         counts = table[table.split == split].group.value_counts().sort_index()
         groups = ", ".join(f"{g} {n}" for g, n in counts.items())
-        print(f"  {split}: {counts.sum()} pairs ({groups})")
+        print(f"  {split}: {counted(counts.sum(), 'pair')} ({groups})")
     print(f"  rejected: {len(rejected)}{rejections(data_root, rejected)}")
     n_valid = (table.split == "valid").sum()
     if n_valid < 5:
         print(
-            f"  warning: valid holds {n_valid} pairs, too few for its score to mean much: cross-validate over the "
-            "training pairs with train.py --folds 5 (README: Small datasets)"
+            f"  warning: valid holds {counted(n_valid, 'pair')}, too few for its score to mean much: cross-validate "
+            "over the training pairs with train.py --folds 5 (README: Small datasets)"
         )
     if classes:
         print_classes(table, classes.names)

@@ -29,6 +29,7 @@ from segtf.inference.predictor import ensemble_probabilities, load_member, read_
 from segtf.inference.sliding_window import DEFAULT_OVERLAP
 from segtf.modeling.outputs import to_mask
 from segtf.run_paths import RunPaths, work_paths
+from segtf.text import counted
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def write_out_of_fold(paths: RunPaths, config: TrainConfig) -> None:
     if errors:
         raise UserError(f"{images[min(errors)]}: {errors[min(errors)]}: run data_preparation.py again")
     os.replace(partial, paths.out_of_fold)
-    print(f"out-of-fold probabilities of {len(images)} images in {paths.out_of_fold}")
+    print(f"out-of-fold probabilities of {counted(len(images), 'image')} in {paths.out_of_fold}")
 
 
 def fold_folders(work: Path, backbone: str, folds: int) -> list[RunPaths]:
@@ -129,7 +130,7 @@ def print_folds(scored: pd.DataFrame, names: Optional[list[str]]) -> None:
         by_class = members.groupby("class", sort=False) if names else [(None, members)]
         scores = [(ratios(m.tp.sum(), m.fp.sum(), m.fn.sum())["iou"], m.iou.mean()) for _, m in by_class]
         micro, mean = np.mean(scores[1:] if names else scores, axis=0)
-        print(f"  fold {fold}: {members.image.nunique()} images, micro IoU {micro:.4f}, mean IoU {mean:.4f}")
+        print(f"  fold {fold}: {counted(members.image.nunique(), 'image')}, micro IoU {micro:.4f}, mean IoU {mean:.4f}")
 
 
 def save_worst(

@@ -137,8 +137,9 @@ def save_grid(
     save_picture(path, np.vstack(rows))
 
 
-def plot_history(history_csv: Path, png: Path) -> None:
-    """Loss, IoU and F1 per epoch, train and valid, from a history.csv of train.py."""
+def plot_history(history_csv: Path, png: Path, loss_title: str = "loss") -> None:
+    """Loss (titled loss_title), IoU and F1 per epoch, train and valid, from a history.csv of train.py; each epoch
+    a marker, so that a run of one epoch shows its point."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen needed
@@ -152,10 +153,10 @@ def plot_history(history_csv: Path, png: Path) -> None:
         if not pd.api.types.is_numeric_dtype(history.get(metric, pd.Series(dtype=object))):
             raise source.fault(f"the column {metric} is missing or holds other values than numbers")
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for axis, (metric, title) in zip(axes, [("loss", "loss (Dice + focal)"), ("iou", "IoU"), ("f1", "F1")]):
-        axis.plot(history.epoch + 1, history[metric], label="train")
+    for axis, (metric, title) in zip(axes, [("loss", loss_title), ("iou", "IoU"), ("f1", "F1")]):
+        axis.plot(history.epoch + 1, history[metric], marker="o", markersize=3, label="train")
         if f"val_{metric}" in history:  # patch training validates without a loss
-            axis.plot(history.epoch + 1, history[f"val_{metric}"], label="valid")
+            axis.plot(history.epoch + 1, history[f"val_{metric}"], marker="o", markersize=3, label="valid")
         axis.set(title=title, xlabel="epoch")
         axis.grid(alpha=0.3)
     axes[0].legend()

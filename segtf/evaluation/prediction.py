@@ -16,6 +16,7 @@ from segtf.files import write_image, write_palette_png
 from segtf.inference.postprocessing import postprocess, postprocess_labels
 from segtf.inference.predictor import Member, ensemble_probabilities
 from segtf.modeling.outputs import to_mask
+from segtf.text import counted
 
 import numpy as np
 import pandas as pd
@@ -168,7 +169,7 @@ def report(
     classes: Optional[ClassRule],
 ) -> None:  # fmt: skip
     """Say where the masks are; write, print and draw the scores; name the files left out."""
-    print(f"{written} masks in {out / 'masks'}, overlays in {out / 'overlays'}")
+    print(f"{counted(written, 'mask')} in {out / 'masks'}, overlays in {out / 'overlays'}")
     names = list(classes.names) if classes else None
     if rows:
         table = pd.DataFrame(rows)

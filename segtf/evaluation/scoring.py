@@ -8,6 +8,7 @@ its denominator is 0 (precision with no predicted pixel but a missed one), it is
 from typing import Optional
 
 from segtf.dataset.classes import IGNORED
+from segtf.text import counted
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,7 @@ def print_scores(table: pd.DataFrame) -> None:
     means = table[list(SCORES)].mean()
     micro = ratios(table.tp.sum(), table.fp.sum(), table.fn.sum())
     low, high = bootstrap_interval(table.iou)
-    print(f"{len(table)} images scored")
+    print(f"{counted(len(table), 'image')} scored")
     print("  mean over images: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
     print(f"  mean IoU's 95% bootstrap interval over images: {low:.4f} to {high:.4f}")
     print("  micro (all pixels): " + ", ".join(f"{k} {v:.4f}" for k, v in micro.items()))
@@ -110,7 +111,7 @@ def print_table(table: pd.DataFrame, names: Optional[list[str]]) -> None:
 def print_class_scores(table: pd.DataFrame, names: list[str]) -> None:
     """Each class's micro IoU (from all its pixels) and mean IoU over images, and their means over the foreground
     classes (every class but the first, the background)."""
-    print(f"{table.image.nunique()} images scored, {len(names)} classes")
+    print(f"{counted(table.image.nunique(), 'image')} scored, {len(names)} classes")
     micro, mean = [], []
     for class_name in names:
         rows = table[table["class"] == class_name]

@@ -15,6 +15,8 @@ import segmentation_models as sm
 import tensorflow as tf
 
 LOSSES = ("dice_focal", "dice_bce", "bce", "focal", "lovasz", "tversky")
+LOSS_TITLES = {"dice_focal": "Dice + focal", "dice_bce": "Dice + cross-entropy", "bce": "cross-entropy",
+               "focal": "focal", "lovasz": "Lovász hinge", "tversky": "Tversky"}  # fmt: skip
 EPSILON = 1e-7  # probabilities are clipped to [EPSILON, 1 - EPSILON] where a logarithm or a logit is taken
 
 

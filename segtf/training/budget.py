@@ -12,6 +12,7 @@ from typing import Callable
 
 from segtf.config import TrainConfig
 from segtf.errors import UserError
+from segtf.text import counted
 from segtf.training.callbacks import run_window_validation
 
 import numpy as np
@@ -105,6 +106,6 @@ def describe(config: TrainConfig, speed: Speed, deadline: float) -> str:
     ends = datetime.now() + timedelta(seconds=deadline - time.monotonic())
     return (
         f"time budget {optimization.time_budget:g} min: a step takes {speed.step:.2f} s and an epoch's validation and "
-        f"saving {speed.epoch_end:.1f} s here, so {optimization.epochs} epoch{'s' * (optimization.epochs != 1)} "
-        f"of {optimization.steps_per_epoch} steps, ending by {ends:%H:%M:%S}"
+        f"saving {speed.epoch_end:.1f} s here, so {counted(optimization.epochs, 'epoch')} "
+        f"of {counted(optimization.steps_per_epoch, 'step')}, ending by {ends:%H:%M:%S}"
     )

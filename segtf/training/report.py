@@ -3,8 +3,10 @@ does to the learning rate, and its last words (the best epoch, the speed, where 
 
 from segtf.config import SavedRun, TrainConfig
 from segtf.evaluation.pictures import plot_history
+from segtf.modeling.losses import LOSS_TITLES
 from segtf.modeling.optimizers import learning_rate_schedule
 from segtf.run_paths import RunPaths
+from segtf.text import counted
 from segtf.training.checkpoints import best_epoch, read_history
 from segtf.training.distribute import cluster_line
 
@@ -19,8 +21,9 @@ def print_start(
     if strategy.cluster_resolver is not None:
         print(cluster_line(strategy, chief))
     print(
-        f"training on {n_train} pairs, {optimization.epochs} epochs of {steps} steps of {batch_size} = {replicas} "
-        f"device(s) x {batch_size // replicas}, {optimization.optimizer} at {optimization.learning_rate:g} "
+        f"training on {counted(n_train, 'pair')}, {counted(optimization.epochs, 'epoch')} of {counted(steps, 'step')} "
+        f"of {batch_size} = {replicas} device(s) x {batch_size // replicas}, {optimization.optimizer} at "
+        f"{optimization.learning_rate:g} "
         f"({optimization.lr_schedule}), seed {config.loader.seed}"
         f"{f', EMA {optimization.ema:g}' if optimization.ema else ''}; validating on {n_valid}"
     )
@@ -38,8 +41,9 @@ def schedule_change(config: TrainConfig, resumed: SavedRun, finished: int) -> st
         return change + f"the {optimization.lr_schedule} learning rate goes on as it was"
     rate = learning_rate_schedule("cosine", optimization.learning_rate, optimization.epochs * steps)(finished * steps)
     return change + (
-        f"the cosine schedule now spans {optimization.epochs} epochs, so the learning rate is {float(rate):.3g} at "
-        f"epoch {finished + 1} (the peak is {optimization.learning_rate:g}) and decays to 0 at the last step"
+        f"the cosine schedule now spans {counted(optimization.epochs, 'epoch')}, so the learning rate is "
+        f"{float(rate):.3g} at epoch {finished + 1} (the peak is {optimization.learning_rate:g}) and decays to 0 at "
+        "the last step"
     )
 
 
@@ -60,12 +64,12 @@ def print_summary(paths: RunPaths, config: TrainConfig, seconds: list, steps: in
         per_epoch = float(np.median(steady))
         speed = f"; {per_epoch:.1f} s per epoch of training, {steps * batch_size / per_epoch:.1f} images/s"
     print(
-        f"best epoch {int(best.epoch) + 1} of {len(history)} ({len(history) * steps} steps of {batch_size}) by "
-        f"{monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}"
+        f"best epoch {int(best.epoch) + 1} of {len(history)} ({counted(len(history) * steps, 'step')} of "
+        f"{batch_size}) by {monitor}: val IoU {best.val_iou:.4f}, val F1 {best.val_f1:.4f}"
         + (f", val_loss {best.val_loss:.4f}" if "val_loss" in best else "")  # patch training validates without
         + speed
     )
     print(f"weights: {paths.best} (best), {paths.last} (last)")
     print(f"history: {paths.history}; run config: {paths.config}")
-    plot_history(paths.history, paths.curves)
+    plot_history(paths.history, paths.curves, f"loss ({LOSS_TITLES[config.model.loss]})")
     print(f"pictures: {paths.pictures} (validation images, true and predicted masks), {paths.curves}")

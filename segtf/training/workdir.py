@@ -16,6 +16,7 @@ from typing import Iterator, Optional
 from segtf.config import SavedRun, TrainConfig, read_run_config, write_run_config
 from segtf.errors import UserError
 from segtf.run_paths import RunPaths
+from segtf.text import counted
 from segtf.training import checkpoints
 
 import tensorflow as tf
@@ -91,7 +92,7 @@ def check_work_dir(paths: RunPaths, config: TrainConfig) -> Optional[SavedRun]:
         of = f" of {planned} (stopped early)" if finished < planned else ""
         way_on = f"--epochs above {planned} continues it" if paths.final.is_dir() else "it kept no final state"
         raise UserError(
-            f"nothing to resume in {paths.root}: its run finished after {finished} epochs{of} ({way_on}); "
+            f"nothing to resume in {paths.root}: its run finished after {counted(finished, 'epoch')}{of} ({way_on}); "
             f"--overwrite replaces it, --init_weights {paths.last} starts a new run from its weights"
         )
     saved, asked = resumed.config.flat(), config.flat()

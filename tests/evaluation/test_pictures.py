@@ -34,3 +34,16 @@ def test_a_comparison_has_a_strip_naming_its_columns_and_classes_and_each_row_it
     plate_line = header[24 + 4 : 24 + 16, :60]
     assert (np.abs(plate_line.astype(int) - pictures.class_color(2 - 1)).sum(axis=2) < 60).any()  # its colour
     assert not np.array_equal(drawn[56:88], rows[0]) and np.array_equal(drawn[88:], rows[1])  # only the captioned
+
+
+def test_curves_are_titled_by_the_loss_and_one_epoch_shows_its_point(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,iou,f1,val_loss,val_iou,val_f1\n0,0.5,0.4,0.6,0.6,0.3,0.5\n")
+    pictures.plot_history(history, tmp_path / "curves.png", "loss (cross-entropy)")
+    loss_axis = [f for f in figures if hasattr(f, "axes")][0].axes[0]
+    assert loss_axis.get_title() == "loss (cross-entropy)"
+    assert [line.get_marker() for line in loss_axis.lines] == ["o", "o"]
