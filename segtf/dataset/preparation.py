@@ -197,8 +197,11 @@ def prepare_pair(
         row["converted"] = 2
     height, width = png_size(targets[0])
     mask = cv2.imread(str(targets[1]), cv2.IMREAD_UNCHANGED)
-    if mask.shape != (height, width):
-        return {**row, "reason": f"size mismatch: image {width}x{height}, mask {mask.shape[1]}x{mask.shape[0]}"}
+    if mask.shape != (height, width):  # a rejected pair leaves no PNG behind
+        for target in targets:
+            target.unlink(missing_ok=True)
+        reason = f"size mismatch: image {width}x{height}, mask {mask.shape[1]}x{mask.shape[0]}"
+        return {**row, "converted": 0, "reason": reason}
     shares = {}
     if classes:
         count = len(classes.names)
@@ -369,6 +372,13 @@ def open_dataset(data_root: Path, valid_fraction: float, seed: int) -> tuple[lis
     return pairs, rejected
 
 
+def drop(row: dict, reason: str) -> dict:
+    """A prepared pair rejected after all: its PNGs removed, so that DATA/png/ holds the prepared pairs only."""
+    for png in (row["image"], row["mask"]):
+        png.unlink(missing_ok=True)
+    return {**{k: v for k, v in row.items() if k != "records"}, "converted": 0, "reason": reason}
+
+
 def prepare(
     data_root: Path,
     pairs: list[Pair],
@@ -382,7 +392,7 @@ def prepare(
     force = manifest["mask_rule"] not in (None, rule_record(*rules))  # masks made by another rule
     results = prepare_all(pairs, data_root, rules, manifest["sources"], force, workers)
     if drop_empty:
-        results = [{**r, "reason": "empty mask (--drop_empty)"} if r.get("foreground") == 0 else r for r in results]
+        results = [drop(r, "empty mask (--drop_empty)") if r.get("foreground") == 0 else r for r in results]
     rows = [r for r in results if "reason" not in r]
     rejected += [r for r in results if "reason" in r]
     try:

@@ -150,11 +150,20 @@ def save_worst(
     save_comparison(samples, path, captions, names, colors)
 
 
+def step_value(step: dict) -> str:
+    """A chosen step's value as printed: none for a switch, min_size as a share of an image's pixels."""
+    if step["value"] is True:
+        return ""
+    if step["step"] == "min_size":
+        return f" {step['value']:.3%} of an image's pixels"
+    return f" {step['value']:.4g}"
+
+
 def print_steps(steps: list[dict]) -> None:
     print("post-processing, chosen on the out-of-fold predictions (micro IoU without and with each step):")
     for step in steps:
         verdict = "kept" if step["kept"] else "not kept"
-        value = "" if step["value"] is True else f" {step['value']:.4g}"
+        value = step_value(step)
         before, after = step["iou_before"], step["iou_after"]
         of_class = f"{step['class']}: " if "class" in step else ""
         print(f"  {of_class}{step['step']}{value}: {before:.4f} -> {after:.4f} ({after - before:+.5f}), {verdict}")

@@ -202,6 +202,8 @@ def test_label_masks_need_foreground_values_and_empty_masks_are_counted(tmp_path
     masks = prepared_masks(data)
     assert sorted(masks) == ["labels"] and np.count_nonzero(masks["labels"]) == 16
     assert csv(data, "rejected.csv").reason.tolist() == ["empty mask (--drop_empty)"] * 2  # zero_one: no 2
+    assert sorted(p.stem for p in (data / "png" / "masks").rglob("*.png")) == ["labels"]  # none of the rejected
+    assert "1 pair prepared, 2 files converted" in capsys.readouterr().out  # the rule changed: labels again
 
 
 def test_exif_orientation_is_applied_alike_or_the_pair_is_rejected_naming_exif(tmp_path):

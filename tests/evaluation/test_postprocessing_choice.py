@@ -1,7 +1,8 @@
 """postprocessing_choice.py: nnU-Net's rule, a step kept only where it raises the cross-validation IoU, for one class
 and for each of several."""
 
-from segtf.evaluation.postprocessing_choice import choose_postprocessing
+from segtf.evaluation.postprocessing_choice import MIN_GAIN, choose_postprocessing, choose_steps
+from segtf.inference.postprocessing import NO_POSTPROCESSING
 
 import numpy as np
 from helpers import NAIL_CLASSES, disc
@@ -35,3 +36,11 @@ def test_each_class_keeps_the_steps_that_raise_its_own_iou():
     assert [s["step"] for s in plate_steps] == ["min_size", "fill_holes", "largest"]
     assert plate_steps[0]["kept"] and plate_steps[0]["iou_after"] == 1.0
     assert not any(s["kept"] for s in steps if s["class"] == "lunula")
+
+
+def test_a_step_whose_gain_is_below_min_gain_is_not_kept():
+    def iou(settings: dict) -> float:
+        return 0.5 + (MIN_GAIN / 100 if settings["fill_holes"] else 0) + (MIN_GAIN if settings["largest"] else 0)
+
+    settings, steps = choose_steps(iou, NO_POSTPROCESSING, [("fill_holes", [True]), ("largest", [True])])
+    assert [s["kept"] for s in steps] == [False, True] and not settings["fill_holes"] and settings["largest"]
