@@ -10,6 +10,7 @@ from typing import Iterator, Optional, Union
 
 from segtf.config import LoaderConfig, TrainConfig
 from segtf.dataset import pipeline
+from segtf.dataset.classes import IGNORED
 from segtf.dataset.folds import run_splits
 from segtf.dataset.layout import split_csv
 from segtf.errors import UserError
@@ -53,9 +54,12 @@ def run_loader(weights: Path, data_root: Optional[Path]) -> tuple[LoaderConfig, 
     return loader, run_splits(trained.run.folds, trained.run.fold), trained.model.classes
 
 
-def run_images(weights: Path, data_root: Optional[Path], training: bool, count: int) -> np.ndarray:
-    """Up to count model inputs (float32, N x S x S x 3 in [0, 1]) of the run that wrote weights: training samples
-    augmented as train.py draws them, or else its validation samples in order; from data_root or the run's data."""
+def run_samples(
+    weights: Path, data_root: Optional[Path], training: bool, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to count model inputs (float32, N x S x S x 3 in [0, 1]) of the run that wrote weights and their true masks
+    (N x S x S x 1: 0 and 1, or class indices and IGNORED): training samples augmented as train.py draws them, or
+    else its validation samples in order; from data_root or the run's data."""
     loader, (train_split, valid_split), classes = run_loader(weights, data_root)
     csv = split_csv(Path(loader.data_root), train_split if training else valid_split)
     if not csv.is_file():
@@ -67,10 +71,15 @@ def run_images(weights: Path, data_root: Optional[Path], training: bool, count: 
             [csv], loader.image_size, 1, training=False, resize_first=loader.resize_first,
             cache_format=loader.cache_format, patches=pipeline.patches_of(loader), classes=classes,
         )  # fmt: skip
-    images = np.concatenate([image for image, _ in batches.take(count).as_numpy_iterator()] or [np.zeros((0,))])
-    if not len(images):
+    samples = list(batches.take(count).as_numpy_iterator())
+    if not samples:
         raise UserError(f"{csv} lists no images to check the export on")
-    return images
+    return np.concatenate([image for image, _ in samples]), np.concatenate([mask for _, mask in samples])
+
+
+def run_images(weights: Path, data_root: Optional[Path], training: bool, count: int) -> np.ndarray:
+    """The model inputs of run_samples."""
+    return run_samples(weights, data_root, training, count)[0]
 
 
 def calibration_batches(images: np.ndarray) -> Iterator[list[np.ndarray]]:
@@ -107,6 +116,19 @@ def mask_agreement(reference: np.ndarray, other: np.ndarray, threshold: float) -
     return float(np.mean(ious)) if ious else 1.0
 
 
+def truth_iou(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> float:
+    """The IoU of a model's masks against the true masks (N x H x W x 1), from all pixels but the ignored ones; with
+    several classes the mean over the foreground classes that either holds."""
+    several = probabilities.shape[-1] > 1
+    predicted, true = to_mask(squeeze_channel(probabilities), several, threshold), truth[..., 0]
+    kept = true != IGNORED
+    classes = range(1, probabilities.shape[-1]) if several else [1]
+    pairs = [((predicted == k) & kept, (true == k) & kept) if several else (predicted & kept, (true > 0.5) & kept)
+             for k in classes]  # fmt: skip
+    ious = [(a & b).sum() / (a | b).sum() for a, b in pairs if (a | b).any()]
+    return float(np.mean(ious)) if ious else 1.0
+
+
 def export_tflite_int8(
     member: Member, weights: Path, data_root: Optional[Path], count: int, threshold: float, path: Path
 ) -> float:
@@ -123,9 +145,11 @@ def export_tflite_int8(
     print(f"INT8 TFLite model in {path}, calibrated on {len(calibration)} augmented training images: input "
           f"[1, {size}, {size}, 3] uint8 pixels (scale {input_scale * 255:.4f}/255, zero point {input_zero}); output "
           f"uint8 probabilities: (q - {output_zero}) * {output_scale:.6f}")  # fmt: skip
-    images = run_images(weights, data_root, training=False, count=CHECK_IMAGES)
-    agreement = mask_agreement(member.model.predict(images, verbose=0), tflite_outputs(interpreter, images), threshold)
-    print(f"INT8 masks against the Keras model's on {len(images)} valid images: IoU {agreement:.4f}")
+    images, truth = run_samples(weights, data_root, training=False, count=CHECK_IMAGES)
+    keras, int8 = member.model.predict(images, verbose=0), tflite_outputs(interpreter, images)
+    agreement, scores = mask_agreement(keras, int8, threshold), [truth_iou(p, truth, threshold) for p in (int8, keras)]
+    print(f"INT8 masks against the Keras model's on {len(images)} valid images: IoU {agreement:.4f}; against the true "
+          f"masks, IoU {scores[0]:.4f} (the Keras model's {scores[1]:.4f})")
     if agreement < AGREEMENT_WARNING:
         print(
             f"warning: the INT8 model's masks agree with the Keras model's below {AGREEMENT_WARNING}: calibrate on "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from segtf.cli import predict
+from segtf.dataset.classes import IGNORED
 from segtf.dataset.input_scaling import resize_for_model
 from segtf.export import checked
 from segtf.inference import predictor
@@ -109,3 +110,14 @@ def test_mask_agreement_is_the_iou_of_the_masks_or_the_mean_over_classes():
     labels = np.eye(3, dtype=np.float32)[[[0, 1, 1, 2]]]  # 1 x 4 x 3: background, class 1 twice, class 2
     other = np.eye(3, dtype=np.float32)[[[0, 1, 2, 2]]]
     assert checked.mask_agreement(labels, other, 0.5) == pytest.approx((1 / 2 + 1 / 2) / 2)
+
+
+def test_truth_iou_scores_masks_against_true_masks_leaving_ignored_pixels_out():
+    probabilities = np.zeros((1, 2, 4, 1), np.float32)
+    probabilities[0, :, :2] = 0.9  # the left half
+    truth = np.zeros((1, 2, 4, 1), np.float32)
+    truth[0, :, 1:3] = 1  # the middle half
+    assert checked.truth_iou(probabilities, truth, 0.5) == pytest.approx(2 / 6)
+    labels = np.eye(3, dtype=np.float32)[[[[0, 1, 1, 2]]]]  # 1 x 1 x 4 x 3
+    true_labels = np.array([[[[0], [1], [IGNORED], [1]]]], np.uint8)  # class 1: 1 of 2; class 2: 0 of 1
+    assert checked.truth_iou(labels, true_labels, 0.5) == pytest.approx(np.mean([1 / 2, 0.0]))
