@@ -17,6 +17,7 @@ from segtf.inference.postprocessing import (
 from segtf.inference.predictor import Member
 from segtf.inference.sliding_window import predict_scaled_graph
 from segtf.modeling.outputs import squeeze_channel
+from segtf.quiet import quiet_stderr
 
 import tensorflow as tf
 
@@ -87,7 +88,8 @@ def convert_tflite(
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.uint8
-    return converter.convert()
+    with quiet_stderr():  # the converter's statistics, printed by C++
+        return converter.convert()
 
 
 def export_tflite(model: tf.keras.Model, size: int, path: Path) -> None:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from segtf.cli import predict
 from segtf.dataset.input_scaling import resize_for_model
-from segtf.export import checked
+from segtf.export import checked, convert
 from segtf.inference import predictor, sliding_window
 
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import keras_probabilities, weights_of
 
 
@@ -84,3 +85,15 @@ def test_a_patch_runs_savedmodel_slides_windows_as_predict_py_does(trained, synt
     expected = sliding_window.predict_scaled(sliding_window.window_predictor(model), image, 0.5, 64)
     served = np.load(tmp_path / "served.npy")
     assert served.shape == (1, *image.shape[:2], 1) and np.abs(served[0, ..., 0] - expected).max() < 1e-4
+
+
+def test_the_converters_statistics_stay_off_the_terminal_unless_asked(capfd, monkeypatch):
+    inputs = tf.keras.Input((32, 32, 3))
+    model = tf.keras.Model(inputs, tf.keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+    images = np.random.default_rng(0).random((4, 32, 32, 3), np.float32)
+    calibration = lambda: ([image[None]] for image in images)  # noqa: E731
+    convert.convert_tflite(model, 32, "int8", calibration)
+    assert "fully_quantize" not in capfd.readouterr().err
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    convert.convert_tflite(model, 32, "int8", calibration)
+    assert "fully_quantize" in capfd.readouterr().err  # what the converter says, shown when asked
