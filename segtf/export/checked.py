@@ -14,7 +14,8 @@ from segtf.dataset.classes import IGNORED
 from segtf.dataset.folds import run_splits
 from segtf.dataset.layout import split_csv
 from segtf.errors import UserError
-from segtf.export.convert import convert_tflite
+from segtf.export.convert import convert_tflite, tflite_converter
+from segtf.export.selective import keep_in_float
 from segtf.files import write_bytes
 from segtf.inference.predictor import Member, input_side, trained_config
 from segtf.modeling.outputs import squeeze_channel, to_mask
@@ -151,12 +152,39 @@ def export_tflite_int8(
     print(f"INT8 masks against the Keras model's on {len(images)} valid images: IoU {agreement:.4f}; against the true "
           f"masks, IoU {scores[0]:.4f} (the Keras model's {scores[1]:.4f})")
     if agreement < AGREEMENT_WARNING:
+        print(f"below {AGREEMENT_WARNING}: the layers quantization harms most are kept in float until they agree")
+        agreement = export_partly_float(member, calibration, (images, truth, keras), threshold, path)
+    if agreement < AGREEMENT_WARNING:
         print(
             f"warning: the INT8 model's masks agree with the Keras model's below {AGREEMENT_WARNING}: calibrate on "
             "more images (--calibration_images) or ship the float16 model",
             file=sys.stderr,
         )
     return agreement
+
+
+def export_partly_float(
+    member: Member, calibration: np.ndarray, check: tuple, threshold: float, path: Path
+) -> float:  # fmt: skip
+    """The INT8 model with the fewest layers kept in float (selective.keep_in_float) whose masks agree with the Keras
+    model's on check (images, true masks, the Keras model's probabilities) at AGREEMENT_WARNING, at path; returns
+    its agreement."""
+    images, truth, keras = check
+    size = input_side(member)
+    converter = tflite_converter(member.model, size, "int8", lambda: calibration_batches(calibration))
+
+    def agreement(content: bytes) -> float:
+        return mask_agreement(keras, tflite_outputs(tflite_interpreter(content), images), threshold)
+
+    content, kept, score = keep_in_float(converter, lambda: calibration_batches(calibration), agreement,
+                                         AGREEMENT_WARNING)  # fmt: skip
+    write_bytes(path, content)
+    shown = ", ".join(name.split(";")[0] for name in kept[:8]) + (", ..." if len(kept) > 8 else "")
+    truth_score = truth_iou(tflite_outputs(tflite_interpreter(content), images), truth, threshold)
+    print(f"INT8 TFLite model with {len(kept)} layers in float in {path}: input [1, {size}, {size}, 3] float in "
+          f"[0, 1], output float probabilities; in float: {shown}. Its masks against the Keras model's: IoU "
+          f"{score:.4f}; against the true masks, IoU {truth_score:.4f}")  # fmt: skip
+    return score
 
 
 def onnx_tools():

@@ -68,12 +68,12 @@ def export_savedmodel(members: Sequence[Member], folder: Path, settings: dict) -
     )
 
 
-def convert_tflite(
+def tflite_converter(
     model: tf.keras.Model, size: int, precision: str, representative_dataset: Optional[Callable] = None
-) -> bytes:
-    """A TFLite model of one float image in [0, 1] of size x size in, its probabilities out; its weights in precision
-    (float32, float16 or int8). int8 is full-integer: a uint8 image in and uint8 probabilities out, every operation in
-    integers, calibrated on representative_dataset."""
+) -> tf.lite.TFLiteConverter:
+    """The converter of a TFLite model of one float image in [0, 1] of size x size in, its probabilities out; its
+    weights in precision (float32, float16 or int8). int8 is full-integer: a uint8 image in and uint8 probabilities
+    out, every operation in integers, calibrated on representative_dataset."""
 
     @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])
     def infer(image: tf.Tensor) -> dict:
@@ -88,6 +88,14 @@ def convert_tflite(
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.uint8
+    return converter
+
+
+def convert_tflite(
+    model: tf.keras.Model, size: int, precision: str, representative_dataset: Optional[Callable] = None
+) -> bytes:
+    """The TFLite model of tflite_converter."""
+    converter = tflite_converter(model, size, precision, representative_dataset)
     with quiet_stderr():  # the converter's statistics, printed by C++
         return converter.convert()
 

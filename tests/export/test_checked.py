@@ -21,11 +21,12 @@ from helpers import weights_of
 @pytest.fixture(scope="module")
 def deployed(trained, synthetic_data, tmp_path_factory) -> tuple[Path, str, str]:
     """The three exports of one model, and what the export printed and wrote to stderr, with the agreement warning
-    made to fire."""
+    made to fire (the search for layers to keep in float, which the warning follows, is test_selective.py's)."""
     out = tmp_path_factory.mktemp("deployed")
     printed, errors = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(errors):
         patch.setattr(checked, "AGREEMENT_WARNING", 1.01)
+        patch.setattr(checked, "export_partly_float", lambda member, calibration, check, threshold, path: 0.5)
         predict.main(["--weights", weights_of(trained), "--data_root", str(synthetic_data), "--export", "tflite",
                       "tflite_int8", "onnx", "--calibration_images", "8", "--output", str(out)])  # fmt: skip
     return out, printed.getvalue(), errors.getvalue()
