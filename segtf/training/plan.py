@@ -30,8 +30,11 @@ def multiple_of_32(side: float) -> int:
 
 
 def input_geometry(fingerprint: Optional[Fingerprint], given: Collection[str]) -> tuple[dict, str]:
-    """Whole images at a size, or patches at a scale: the structures' median width kept at THINNEST pixels or
-    more where the images allow it, without enlarging them."""
+    """Images no larger than the plain input size: whole, at their own size. Larger ones: patches of PATCH_SIZE at
+    the scale that brings them to the plain size, or, where that takes the structures' median width below THINNEST
+    pixels, at the scale that keeps it (never above 1: no image is enlarged). At equal time, 256-px patches of the
+    nails beat their whole photos squashed to 384 px, and on thin curves the patches at full resolution beat them
+    by far (docs/experiments.md)."""
     plain = LoaderConfig.image_size
     if "patch_size" in given or "image_size" in given:
         return {}, ""
@@ -39,20 +42,16 @@ def input_geometry(fingerprint: Optional[Fingerprint], given: Collection[str]) -
         return {}, (f"whole images at {plain} px: the data has no fingerprint.json yet (data_preparation.py "
                     "writes it: run it again to plan from the data)")  # fmt: skip
     side = max(fingerprint.image_height.median, fingerprint.image_width.median)
-    size = min(plain, multiple_of_32(side))
+    if side <= plain:
+        size = multiple_of_32(side)
+        return {"image_size": size}, f"whole images at {size} px: images {side:.0f} px (median), not squashed"
     widths = {name: c.width.median for name, c in fingerprint.classes.items()}
-    if not widths:
-        return {"image_size": size}, f"whole images at {size} px: the training masks hold no foreground"
-    name, width = min(widths.items(), key=lambda item: item[1])
-    squashed = width * size / side
-    kept = f"{name} structures {width:.1f} px wide (median) are {squashed:.1f} px at {size}"
-    if squashed >= THINNEST or size >= side:
-        return {"image_size": size}, f"whole images at {size} px: {kept}"
-    scale = min(1.0, THINNEST / width)
+    name, width = min(widths.items(), key=lambda item: item[1]) if widths else ("", 0.0)
+    scale = min(1.0, max(plain / side, THINNEST / width if width else 0.0))
+    kept = f", {name} structures {width:.1f} px wide (median) {width * scale:.1f} px at this scale" if width else ""
     return (
         {"patch_size": PATCH_SIZE, "scale": round(scale, 3)},
-        f"patches of {PATCH_SIZE} px at scale {scale:.3g}: {kept}, {width * scale:.1f} px at this scale "
-        f"(images {side:.0f} px, median)",
+        f"patches of {PATCH_SIZE} px at scale {scale:.3g}: images {side:.0f} px (median), larger than {plain}{kept}",
     )
 
 
