@@ -13,6 +13,9 @@ from segtf.dataset.fingerprint import Fingerprint
 PLANNED = ("image_size", "patch_size", "scale", "batch_size", "backbone")
 THINNEST = 4.0  # px: the structures' median width at the model input stays at least this
 PATCH_SIZE = 256  # px: nnU-Net's order of size for 2D patches; the retinal vessels reached F1 0.77-0.79 with it
+# px: whole images are squashed to at most this side. At equal time (5 minutes, one core) the nails' photos at 256
+# scored 0.382 against 0.182 at 384, the plain size, and against 0.302 to 0.354 for 256-px patches (3 seeds)
+WHOLE_SIZE = 256
 CPU_BATCH_SIZE = 8  # a step of 8 at 256 px takes about a second on 2 cores: epochs stay short enough to validate often
 SCRATCH_BACKBONE = "resnet18"  # from scratch it beat efficientnetb0 on vessels, membranes and the nails, 2-3x as fast
 
@@ -30,11 +33,9 @@ def multiple_of_32(side: float) -> int:
 
 
 def input_geometry(fingerprint: Optional[Fingerprint], given: Collection[str]) -> tuple[dict, str]:
-    """Images no larger than the plain input size: whole, at their own size. Larger ones: patches of PATCH_SIZE at
-    the scale that brings them to the plain size, or, where that takes the structures' median width below THINNEST
-    pixels, at the scale that keeps it (never above 1: no image is enlarged). At equal time, 256-px patches of the
-    nails beat their whole photos squashed to 384 px, and on thin curves the patches at full resolution beat them
-    by far (docs/experiments.md)."""
+    """Whole images at their own size, or squashed to WHOLE_SIZE, when the thinnest class's structures stay THINNEST
+    pixels wide (median) there; else patches of PATCH_SIZE at the scale that keeps them so, never above 1 (no image
+    is enlarged). The measurements behind it: docs/experiments.md, "The plan against hand-chosen settings"."""
     plain = LoaderConfig.image_size
     if "patch_size" in given or "image_size" in given:
         return {}, ""
@@ -42,16 +43,20 @@ def input_geometry(fingerprint: Optional[Fingerprint], given: Collection[str]) -
         return {}, (f"whole images at {plain} px: the data has no fingerprint.json yet (data_preparation.py "
                     "writes it: run it again to plan from the data)")  # fmt: skip
     side = max(fingerprint.image_height.median, fingerprint.image_width.median)
-    if side <= plain:
-        size = multiple_of_32(side)
-        return {"image_size": size}, f"whole images at {size} px: images {side:.0f} px (median), not squashed"
+    size = min(WHOLE_SIZE, multiple_of_32(side))
     widths = {name: c.width.median for name, c in fingerprint.classes.items()}
-    name, width = min(widths.items(), key=lambda item: item[1]) if widths else ("", 0.0)
-    scale = min(1.0, max(plain / side, THINNEST / width if width else 0.0))
-    kept = f", {name} structures {width:.1f} px wide (median) {width * scale:.1f} px at this scale" if width else ""
+    if not widths:
+        return {"image_size": size}, f"whole images at {size} px: the training masks hold no foreground"
+    name, width = min(widths.items(), key=lambda item: item[1])
+    squashed = width * min(1.0, size / side)
+    kept = f"{name} structures {width:.1f} px wide (median) are {squashed:.1f} px at {size}"
+    if squashed >= THINNEST or size >= side:
+        return {"image_size": size}, f"whole images at {size} px: {kept} (images {side:.0f} px, median)"
+    scale = min(1.0, THINNEST / width)
     return (
         {"patch_size": PATCH_SIZE, "scale": round(scale, 3)},
-        f"patches of {PATCH_SIZE} px at scale {scale:.3g}: images {side:.0f} px (median), larger than {plain}{kept}",
+        f"patches of {PATCH_SIZE} px at scale {scale:.3g}: {kept}, {width * scale:.1f} px at this scale "
+        f"(images {side:.0f} px, median)",
     )
 
 
