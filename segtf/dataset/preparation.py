@@ -20,7 +20,7 @@ from segtf.dataset.classes import (
     to_label_mask,
     write_classes,
 )
-from segtf.dataset.fingerprint import Fingerprint, describe, foreground_names, pair_fingerprint, write_fingerprint
+from segtf.dataset.fingerprint import foreground_names, pair_fingerprint, write_fingerprint
 from segtf.dataset.images import (
     IMAGE_EXTENSIONS,
     LOSSY_EXTENSIONS,
@@ -31,9 +31,9 @@ from segtf.dataset.images import (
     to_rgb,
 )
 from segtf.dataset.layout import CSV_FOLDER, PNG_FOLDER, split_csv
+from segtf.dataset.summary import print_summary, rejections
 from segtf.errors import UserError
 from segtf.files import write_image, write_text
-from segtf.text import counted
 
 import cv2
 import numpy as np
@@ -272,57 +272,6 @@ def write_csvs(data_root: Path, rows: list[dict], rejected: list[dict], classes:
     ).sort_values(["image", "mask"])
     rejected_table.to_csv(csv_dir / "rejected.csv", index=False)
     return written
-
-
-def print_classes(table: pd.DataFrame, names: tuple[str, ...]) -> None:
-    """Each class's share of all pixels and the images it is in, and the share of ignored pixels."""
-    pixels = table.height * table.width
-    shares = [(table[column] * pixels).sum() / pixels.sum() for column in class_columns(len(names))]
-    listing = "; ".join(
-        f"{k} {name} {share:.2%} in {(table[f'class_{k}'] > 0).sum()}"
-        for k, (name, share) in enumerate(zip(names, shares))
-    )
-    print(f"  classes (share of the pixels, in how many images): {listing}; ignored {max(0.0, 1 - sum(shares)):.2%}")
-
-
-def rejections(data_root: Path, rejected: list[dict]) -> str:
-    """" (reason: count; ...), see DATA/csv_file/rejected.csv", or "" when nothing was rejected."""
-    if not rejected:
-        return ""
-    reasons = pd.Series([r["reason"].split(":")[0] for r in rejected], dtype=str).value_counts()
-    listing = "; ".join(f"{reason}: {n}" for reason, n in reasons.items())
-    return f" ({listing}), see {data_root / CSV_FOLDER / 'rejected.csv'}"
-
-
-def print_summary(
-    data_root: Path,
-    rows: list[dict],
-    rejected: list[dict],
-    converted: int,
-    classes: Optional[ClassRule],
-    fingerprint: Optional[Fingerprint],
-) -> None:
-    table = pd.DataFrame(rows)
-    print(f"{data_root}: {counted(len(rows), 'pair')} prepared, {counted(converted, 'file')} converted to PNG")
-    for split in ("train", "valid"):
-        counts = table[table.split == split].group.value_counts().sort_index()
-        groups = ", ".join(f"{g} {n}" for g, n in counts.items())
-        print(f"  {split}: {counted(counts.sum(), 'pair')} ({groups})")
-    print(f"  rejected: {len(rejected)}{rejections(data_root, rejected)}")
-    n_valid = (table.split == "valid").sum()
-    if n_valid < 5:
-        print(
-            f"  warning: valid holds {counted(n_valid, 'pair')}, too few for its score to mean much: cross-validate "
-            "over the training pairs with train.py --folds 5 (README: Small datasets)"
-        )
-    if classes:
-        print_classes(table, classes.names)
-    fg = table.foreground
-    print(f"  foreground fraction: min {fg.min():.4f}, median {fg.median():.4f}, max {fg.max():.4f}")
-    if (fg == 0).any():
-        print(f"  empty masks: {(fg == 0).sum()}, kept as images without foreground (--drop_empty leaves them out)")
-    for line in describe(fingerprint) if fingerprint else ["fingerprint: none, without training pairs"]:
-        print(f"  {line}")
 
 
 def read_manifest(data_root: Path) -> dict:
