@@ -7,7 +7,7 @@ import sys
 
 from segtf.quiet import quiet_stderr
 
-if "TF_CPP_MIN_LOG_LEVEL" not in os.environ and "tensorflow" not in sys.modules:
+if not os.environ.get("TF_CPP_MIN_LOG_LEVEL") and "tensorflow" not in sys.modules:
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     with quiet_stderr():
         import tensorflow  # noqa: F401

@@ -167,8 +167,8 @@ def export_partly_float(
     member: Member, calibration: np.ndarray, check: tuple, threshold: float, path: Path
 ) -> float:  # fmt: skip
     """The INT8 model with the fewest layers kept in float (selective.keep_in_float) whose masks agree with the Keras
-    model's on check (images, true masks, the Keras model's probabilities) at AGREEMENT_WARNING, at path; returns
-    its agreement."""
+    model's on check (images, true masks, the Keras model's probabilities) at AGREEMENT_WARNING, at path; where none
+    does, the full-integer model at path stays. Returns the agreement of the model at path."""
     images, truth, keras = check
     size = input_side(member)
     converter = tflite_converter(member.model, size, "int8", lambda: calibration_batches(calibration))
@@ -178,6 +178,10 @@ def export_partly_float(
 
     content, kept, score = keep_in_float(converter, lambda: calibration_batches(calibration), agreement,
                                          AGREEMENT_WARNING)  # fmt: skip
+    if score < AGREEMENT_WARNING:
+        print(f"with {len(kept)} layers in float the masks agree at IoU {score:.4f} only: the error is spread over the "
+              f"network, and {path} stays the full-integer model")  # fmt: skip
+        return mask_agreement(keras, tflite_outputs(tflite_interpreter(path), images), threshold)
     write_bytes(path, content)
     shown = ", ".join(name.split(";")[0] for name in kept[:8]) + (", ..." if len(kept) > 8 else "")
     truth_score = truth_iou(tflite_outputs(tflite_interpreter(content), images), truth, threshold)

@@ -16,17 +16,22 @@ def small_model() -> tf.keras.Model:
     return tf.keras.Model(inputs, tf.keras.layers.Conv2D(1, 1, activation="sigmoid")(x))
 
 
-def test_layers_are_kept_in_float_one_two_four_at_a_time_until_the_agreement_holds():
+def test_layers_are_kept_in_float_one_then_four_at_a_time_until_the_agreement_holds_up_to_a_share(monkeypatch):
     model, images = small_model(), np.random.default_rng(0).random((4, 16, 16, 3), np.float32)
     dataset = lambda: ([image[None]] for image in images)  # noqa: E731
-    converter = tflite_converter(model, 16, "int8", dataset)
     calls = []
 
-    def agreement(content: bytes) -> float:  # holds from the second model on: two layers in float
+    def agreement(content: bytes) -> float:  # holds from the second model tried on
         outputs = tflite_outputs(tflite_interpreter(content), images)
         calls.append(np.abs(outputs - model.predict(images, verbose=0)).max())
         return 0.9 if len(calls) < 2 else 0.99
 
+    monkeypatch.setattr(selective, "MAX_FLOAT_SHARE", 1.0)
+    converter = tflite_converter(model, 16, "int8", dataset)
     content, kept, score = selective.keep_in_float(converter, dataset, agreement, 0.95)
-    assert score == 0.99 and len(kept) == 2 and len(calls) == 2 and max(calls) < 0.1
+    assert score == 0.99 and len(kept) == 3 and len(calls) == 2 and max(calls) < 0.1  # 1 layer, then 3 of 4
     assert tflite_interpreter(content).get_input_details()[0]["dtype"] == np.float32  # as the float16 model's
+    monkeypatch.setattr(selective, "MAX_FLOAT_SHARE", 0.25)
+    calls.clear()
+    _, kept, score = selective.keep_in_float(tflite_converter(model, 16, "int8", dataset), dataset, agreement, 0.95)
+    assert len(kept) == 1 and len(calls) == 1 and score == 0.9  # a quarter of 4 layers: one tried, the best kept
