@@ -144,6 +144,7 @@ def plot_history(history_csv: Path, png: Path, loss_title: str = "loss") -> None
 
     matplotlib.use("Agg")  # no screen needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     source = Source(history_csv, "give a history.csv that train.py wrote")
     history = read_table(source, {"epoch": "whole", "loss": "number"})
@@ -158,8 +159,9 @@ def plot_history(history_csv: Path, png: Path, loss_title: str = "loss") -> None
         if f"val_{metric}" in history:  # patch training validates without a loss
             axis.plot(history.epoch + 1, history[f"val_{metric}"], marker="o", markersize=3, label="valid")
         axis.set(title=title, xlabel="epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, not 1.25 of one
         axis.grid(alpha=0.3)
-    axes[0].legend()
+        axis.legend()
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png, dpi=90)

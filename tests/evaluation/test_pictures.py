@@ -47,3 +47,5 @@ def test_curves_are_titled_by_the_loss_and_one_epoch_shows_its_point(tmp_path, m
     loss_axis = [f for f in figures if hasattr(f, "axes")][0].axes[0]
     assert loss_axis.get_title() == "loss (cross-entropy)"
     assert [line.get_marker() for line in loss_axis.lines] == ["o", "o"]
+    figure = [f for f in figures if hasattr(f, "axes")][0]
+    assert all(axis.get_legend() is not None for axis in figure.axes)  # valid's line named wherever it is drawn
