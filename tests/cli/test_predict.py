@@ -92,7 +92,9 @@ def test_scoring_a_prepared_split_writes_metrics_and_a_comparison(trained, synth
     assert row.iou == pytest.approx(row.tp / (row.tp + row.fp + row.fn), abs=1e-6)
     printed = capsys.readouterr().out
     assert "micro (all pixels)" in printed and "five worst by IoU" in printed
-    assert cv2.imread(str(tmp_path / "comparison.png")).shape[0] == 8 * 192
+    photos = pd.read_csv(synthetic_data / "csv_file" / "valid.csv").image
+    side = min(256, max(max(cv2.imread(str(synthetic_data / p)).shape[:2]) for p in photos))  # the tiles' side
+    assert cv2.imread(str(tmp_path / "comparison.png")).shape[0] == 24 + 8 * side  # the titles' strip, 8 rows
 
 
 def test_scoring_against_a_masks_folder(trained, synthetic_data, tmp_path):

@@ -115,7 +115,7 @@ def test_a_missing_fold_is_one_line(folds_work, tmp_path, capsys):
     )
     with pytest.raises(SystemExit) as exit_info:
         predict.main(["--cv", str(work), "--output", str(tmp_path / "out")])
-    assert exit_info.value.code == 2 and "fold 0, 1 of 2 has no out-of-fold" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "folds 0, 1 of 2 without out-of-fold" in capsys.readouterr().err
 
 
 def test_an_ensemble_of_two_copies_of_a_model_is_that_model(trained, synthetic_data):
