@@ -113,6 +113,11 @@ def read_table(source: Source, columns: Mapping[str, str]) -> pd.DataFrame:
         raise source.fault(f"cannot be read as a CSV table ({error})") from error
     except pd.errors.EmptyDataError:
         table = pd.DataFrame(columns=list(columns))
+    return check_columns(table, source, columns)
+
+
+def check_columns(table: pd.DataFrame, source: Source, columns: Mapping[str, str]) -> pd.DataFrame:
+    """table, checked to have the columns (name: "text", "number" or "whole"), each of its kind in every row."""
     missing = [name for name in columns if name not in table.columns]
     if missing:
         raise source.fault(f"the column {missing[0]} is missing (it takes the columns {', '.join(columns)})")

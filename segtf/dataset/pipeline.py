@@ -30,16 +30,21 @@ import tensorflow as tf
 CACHE_FORMATS = ("bmp", "tfrecord")
 
 
-def read_samples(csv_path: Path, allow_empty: bool = False) -> pd.DataFrame:
-    """A prepared CSV with absolute paths; UserError if the CSV or a listed file is missing, or if it lists no pair
-    and allow_empty is not set."""
+def read_pairs(csv_path: Path) -> pd.DataFrame:
+    """A prepared CSV as written (paths relative to DATA), checked; UserError if it is missing or malformed."""
     if not csv_path.exists():
         raise UserError(
             f"{csv_path} does not exist: run data_preparation.py --data_root {csv_path.parent.parent} first"
         )
     source = Source(csv_path, f"run data_preparation.py --data_root {csv_path.parent.parent} again")
-    table = read_table(source, {"image": "text", "mask": "text"})
-    if table.empty and not allow_empty:
+    return read_table(source, {"image": "text", "mask": "text"})
+
+
+def read_samples(csv_path: Path) -> pd.DataFrame:
+    """A prepared CSV with absolute paths; UserError if the CSV or a listed file is missing, or if it lists no
+    pair."""
+    table = read_pairs(csv_path)
+    if table.empty:
         raise UserError(f"{csv_path} lists no image/mask pairs")
     data_root = csv_path.parent.parent
     for column in ("image", "mask"):
@@ -58,7 +63,7 @@ def check_not_empty(data_root: Path, folds: int) -> None:
     train, valid = (split_csv(data_root, split) for split in ("train", "valid"))
     if not (train.exists() and valid.exists()):
         return  # read_samples says to prepare the data
-    sizes = {path: len(read_samples(path, allow_empty=True)) for path in (train, valid)}
+    sizes = {path: len(read_pairs(path)) for path in (train, valid)}  # the listed files: read_samples checks them
     if not any(sizes.values()):
         raise UserError(f"{data_root}: the dataset is empty, data_preparation.py prepared no pair (its summary and "
                         f"{data_root / CSV_FOLDER / 'rejected.csv'} say why)")  # fmt: skip

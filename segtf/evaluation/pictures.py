@@ -4,12 +4,11 @@ grid and training curves. Arrays are RGB uint8, as the loader and predict.py hol
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from segtf.checked import Source, read_table
+from segtf.checked import Source, check_columns, read_table
 from segtf.files import write_image
 
 import cv2
 import numpy as np
-import pandas as pd
 
 COMPARISON_ROWS = 8  # images in predict.py's comparison.png
 COMPARISON_SIDE = 256  # pixels of each tile there, at most
@@ -150,9 +149,7 @@ def plot_history(history_csv: Path, png: Path, loss_title: str = "loss") -> None
     history = read_table(source, {"epoch": "whole", "loss": "number"})
     # runs before dataset-level metrics logged segmentation_models' per-batch means under these names
     history = history.rename(columns=lambda c: c.replace("iou_score", "iou").replace("f1-score", "f1"))
-    for metric in ("iou", "f1"):
-        if not pd.api.types.is_numeric_dtype(history.get(metric, pd.Series(dtype=object))):
-            raise source.fault(f"the column {metric} is missing or holds other values than numbers")
+    check_columns(history, source, {"iou": "number", "f1": "number"})
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for axis, (metric, title) in zip(axes, [("loss", loss_title), ("iou", "IoU"), ("f1", "F1")]):
         axis.plot(history.epoch + 1, history[metric], marker="o", markersize=3, label="train")

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Iterator, NamedTuple, Optional, Sequence
 
 from segtf.dataset import pipeline
-from segtf.dataset.classes import IGNORED, ClassRule, colors_to_labels
+from segtf.dataset.classes import IGNORED, ClassRule, colors_to_labels, listed
 from segtf.dataset.images import LOSSY_EXTENSIONS, read_image, to_binary_mask
 from segtf.dataset.layout import PNG_FOLDER, split_csv
 from segtf.dataset.preparation import list_by_stem
@@ -94,10 +94,12 @@ def mask_of(
 
 
 def predict_and_write(
-    members: Sequence[Member], settings: dict, inputs: Inputs, out: Path, batch_size: int, tta: str, errors: dict
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Write each image's mask (mask_of) and overlay into out; yield (index, photo, mask) for scoring."""
-    images, rels, classes = inputs.images, inputs.rels, class_table(members[0])
+    members: Sequence[Member], settings: dict, inputs: Inputs, out: Path, batch_size: int, tta: str, errors: dict,
+    classes: Optional[ClassRule],
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:  # fmt: skip
+    """Write each image's mask (mask_of) and overlay into out; yield (index, photo, mask) for scoring. classes: the
+    members' (class_table), None for one class."""
+    images, rels = inputs.images, inputs.rels
     for index, photo, probability in ensemble_probabilities(members, images, batch_size, tta, errors):
         mask, pixels, drawn = mask_of(photo, probability, settings, classes)
         target = out / "masks" / rels[index].with_suffix(".png")
@@ -202,13 +204,12 @@ def predict_and_score(
 ) -> None:
     """Masks for the inputs, scored where the true masks are known."""
     errors, classes, left_out = {}, class_table(members[0]), list(inputs.left_out)
-    predictions = predict_and_write(members, settings, inputs, out, batch_size, tta, errors)
+    predictions = predict_and_write(members, settings, inputs, out, batch_size, tta, errors, classes)
     rows, worst = score_predictions(predictions, inputs.rels, inputs.truths, left_out, classes)
     left_out += [f"{inputs.images[index]}: {error}" for index, error in sorted(errors.items())]
     unscored = [rel.as_posix() for rel, truth in zip(inputs.rels, inputs.truths) if truth is None]
     if unscored and len(unscored) < len(inputs.rels):
-        print(f"{len(unscored)} without a true mask, not scored: {', '.join(unscored[:6])}"
-              + (", ..." if len(unscored) > 6 else ""))  # fmt: skip
+        print(f"{len(unscored)} without a true mask, not scored: {listed(unscored)}")
     report(out, len(inputs.images) - len(errors), rows, worst, left_out, comparison, classes)
     if not rows and len(unscored) < len(inputs.rels):
         raise UserError(f"none of the true masks could be used to score ({left_out[-1]})")

@@ -10,7 +10,7 @@ from typing import Iterator, Optional, Union
 
 from segtf.config import LoaderConfig, TrainConfig
 from segtf.dataset import pipeline
-from segtf.dataset.classes import IGNORED
+from segtf.dataset.classes import IGNORED, listed
 from segtf.dataset.folds import run_splits
 from segtf.dataset.layout import split_csv
 from segtf.errors import UserError
@@ -107,14 +107,19 @@ def tflite_outputs(interpreter, images: np.ndarray) -> np.ndarray:
     return np.stack(outputs)
 
 
+def mean_iou(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """The mean IoU of pairs of boolean masks over the pairs that either holds; 1 when all are empty."""
+    ious = [(a & b).sum() / (a | b).sum() for a, b in pairs if (a | b).any()]
+    return float(np.mean(ious)) if ious else 1.0
+
+
 def mask_agreement(reference: np.ndarray, other: np.ndarray, threshold: float) -> float:
     """The IoU of two models' masks over all images (probabilities N x H x W x 1, or x K for K classes: the mean
     over foreground classes either shows of the IoU of their most probable classes); 1 when both are empty."""
     several = reference.shape[-1] > 1
     first, second = (to_mask(squeeze_channel(p), several, threshold) for p in (reference, other))
     pairs = [(first == k, second == k) for k in range(1, reference.shape[-1])] if several else [(first, second)]
-    ious = [(a & b).sum() / (a | b).sum() for a, b in pairs if (a | b).any()]
-    return float(np.mean(ious)) if ious else 1.0
+    return mean_iou(pairs)
 
 
 def truth_iou(probabilities: np.ndarray, truth: np.ndarray, threshold: float) -> float:
@@ -126,8 +131,7 @@ def truth_iou(probabilities: np.ndarray, truth: np.ndarray, threshold: float) ->
     classes = range(1, probabilities.shape[-1]) if several else [1]
     pairs = [((predicted == k) & kept, (true == k) & kept) if several else (predicted & kept, (true > 0.5) & kept)
              for k in classes]  # fmt: skip
-    ious = [(a & b).sum() / (a | b).sum() for a, b in pairs if (a | b).any()]
-    return float(np.mean(ious)) if ious else 1.0
+    return mean_iou(pairs)
 
 
 def export_tflite_int8(
@@ -153,7 +157,8 @@ def export_tflite_int8(
           f"masks, IoU {scores[0]:.4f} (the Keras model's {scores[1]:.4f})")
     if agreement < AGREEMENT_WARNING:
         print(f"below {AGREEMENT_WARNING}: the layers quantization harms most are kept in float until they agree")
-        agreement = export_partly_float(member, calibration, (images, truth, keras), threshold, path)
+        partly = export_partly_float(member, calibration, (images, truth, keras), threshold, path)
+        agreement = agreement if partly is None else partly
     if agreement < AGREEMENT_WARNING:
         print(
             f"warning: the INT8 model's masks agree with the Keras model's below {AGREEMENT_WARNING}: calibrate on "
@@ -165,26 +170,28 @@ def export_tflite_int8(
 
 def export_partly_float(
     member: Member, calibration: np.ndarray, check: tuple, threshold: float, path: Path
-) -> float:  # fmt: skip
+) -> Optional[float]:  # fmt: skip
     """The INT8 model with the fewest layers kept in float (selective.keep_in_float) whose masks agree with the Keras
-    model's on check (images, true masks, the Keras model's probabilities) at AGREEMENT_WARNING, at path; where none
-    does, the full-integer model at path stays. Returns the agreement of the model at path."""
+    model's on check (images, true masks, the Keras model's probabilities) at AGREEMENT_WARNING, at path, and its
+    agreement; where none does, None, and the full-integer model at path stays."""
     images, truth, keras = check
     size = input_side(member)
     converter = tflite_converter(member.model, size, "int8", lambda: calibration_batches(calibration))
+    last = {}  # the probabilities of the model scored last: the one kept, when it reaches the target
 
     def agreement(content: bytes) -> float:
-        return mask_agreement(keras, tflite_outputs(tflite_interpreter(content), images), threshold)
+        last["outputs"] = tflite_outputs(tflite_interpreter(content), images)
+        return mask_agreement(keras, last["outputs"], threshold)
 
     content, kept, score = keep_in_float(converter, lambda: calibration_batches(calibration), agreement,
                                          AGREEMENT_WARNING)  # fmt: skip
     if score < AGREEMENT_WARNING:
         print(f"with {len(kept)} layers in float the masks agree at IoU {score:.4f} only: the error is spread over the "
               f"network, and {path} stays the full-integer model")  # fmt: skip
-        return mask_agreement(keras, tflite_outputs(tflite_interpreter(path), images), threshold)
+        return None
     write_bytes(path, content)
-    shown = ", ".join(name.split(";")[0] for name in kept[:8]) + (", ..." if len(kept) > 8 else "")
-    truth_score = truth_iou(tflite_outputs(tflite_interpreter(content), images), truth, threshold)
+    shown = listed([name.split(";")[0] for name in kept], limit=8)
+    truth_score = truth_iou(last["outputs"], truth, threshold)
     print(f"INT8 TFLite model with {len(kept)} layers in float in {path}: input [1, {size}, {size}, 3] float in "
           f"[0, 1], output float probabilities; in float: {shown}. Its masks against the Keras model's: IoU "
           f"{score:.4f}; against the true masks, IoU {truth_score:.4f}")  # fmt: skip
