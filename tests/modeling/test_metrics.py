@@ -8,12 +8,21 @@ import sys
 
 from segtf.dataset.classes import IGNORED
 from segtf.modeling.losses import make_loss
-from segtf.modeling.metrics import class_metrics
+from segtf.modeling.metrics import ForegroundScore, class_metrics
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import PYTHONPATH, assert_class_scores, class_scores_under, random_labels_and_probabilities
+
+
+def test_foreground_iou_pools_the_epochs_pixels_where_a_mean_over_batches_differs():
+    small, large = np.zeros((1, 8, 8, 1), np.float32), np.zeros((1, 8, 8, 1), np.float32)
+    small[0, 0, 0], large[0, :4] = 1, 1  # found whole (IoU 1) and its 32 pixels half-found (IoU 0.5)
+    score = ForegroundScore("iou")
+    score.update_state(small, small)
+    score.update_state(large, large * (np.arange(8)[None, None, :, None] < 4))
+    assert float(score.result()) == pytest.approx((1 + 16) / (1 + 32)) and abs(float(score.result()) - 0.75) > 0.2
 
 
 def test_class_scores_are_the_epochs_confusion_matrix_iou():
