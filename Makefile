@@ -46,9 +46,9 @@ $(STAMP): $(LOCK) $(DEV_LOCK) $(ONNX_LOCK)
 	@rm -f $(VENV)/.synced* && touch $@
 	@$(PY) -c 'import platform, importlib.metadata as m; print("$(VENV): Python", platform.python_version(), "with tensorflow", m.version("tensorflow"))'
 
-test: install ## lint, then run the test suite
+test: install ## lint, then run the test suite (TESTS=tests/x.py: those tests only)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest $(TESTS)
 
 lint: install ## ruff check
 	$(VENV)/bin/ruff check .

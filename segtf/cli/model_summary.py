@@ -18,7 +18,7 @@ def model_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--arch",
         default=ModelConfig.arch,
         choices=list(ARCHITECTURES),
-        help="segmentation_models' decoder, as train.py --arch (default: %(default)s)",
+        help="decoder, as train.py --arch (default: %(default)s)",
     )
     parser.add_argument(
         "--backbone", default=ModelConfig.backbone, help="any segmentation_models backbone (default: %(default)s)"

@@ -81,8 +81,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         "--arch",
         default=ModelConfig.arch,
         choices=list(ARCHITECTURES),
-        help="segmentation_models' decoder: unet (skip connections at every scale), fpn (a feature pyramid, "
-        "predicting at 1/4 scale) or linknet (a light Unet that adds instead of concatenating) (default: %(default)s)",
+        help="decoder: segmentation_models' unet (skip connections at every scale), fpn (a feature pyramid, "
+        "predicting at 1/4 scale) or linknet (a light Unet that adds instead of concatenating), or this project's "
+        "unetplusplus (nested, densely connected skips) or deeplabv3plus (atrous pyramid pooling of the deepest "
+        "features, a stride-4 skip) (default: %(default)s)",
     )
     group.add_argument(
         "--backbone",

@@ -10,8 +10,8 @@ segmentation_models' would count the ignored pixels.
 from typing import Callable
 
 from segtf.dataset.classes import IGNORED
+from segtf.modeling.encoders import sm
 
-import segmentation_models as sm
 import tensorflow as tf
 
 LOSSES = ("dice_focal", "dice_bce", "bce", "focal", "lovasz", "tversky")

@@ -1,43 +1,33 @@
-"""The model: a segmentation_models Unet, FPN or Linknet with one float32 sigmoid output (or a float32 softmax over
-several classes), compiled with a loss and its metrics."""
+"""The model: a segmentation_models Unet, FPN or Linknet, or a decoder of our own (Unet++, DeepLabV3+) on a
+segmentation_models encoder, with one float32 sigmoid output (or a float32 softmax over several classes), compiled with
+a loss and its metrics."""
 
+import contextlib
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from segtf.dataset.classes import class_count_of
 from segtf.errors import UserError
+from segtf.modeling.decoders.deeplabv3plus import deeplabv3plus
+from segtf.modeling.decoders.unetplusplus import unetplusplus
+from segtf.modeling.encoders import check_encoder, encoder_features, sm
 from segtf.modeling.losses import make_loss
 from segtf.modeling.metrics import class_metrics, dataset_metrics
 from segtf.modeling.optimizers import learning_rate_schedule, make_optimizer
 from segtf.modeling.precision import precision_policy
 
-import segmentation_models as sm
 import tensorflow as tf
 
-
-def check_encoder(backbone: str, encoder_weights: str) -> None:
-    """UserError for a backbone segmentation_models does not have, or weights that are not a file."""
-    if backbone not in sm.get_available_backbone_names():
-        raise UserError(
-            f"--backbone {backbone} is not one of segmentation_models': {', '.join(sm.get_available_backbone_names())}"
-        )
-    if encoder_weights not in ("none", "imagenet") and not Path(encoder_weights).is_file():
-        raise UserError(f"--encoder_weights {encoder_weights}: no such file")
+SEGMENTATION_MODELS = {"unet": sm.Unet, "fpn": sm.FPN, "linknet": sm.Linknet}
+OWN_DECODERS = {"unetplusplus": unetplusplus, "deeplabv3plus": deeplabv3plus}
+ARCHITECTURES = (*SEGMENTATION_MODELS, *OWN_DECODERS)
 
 
-ARCHITECTURES = {"unet": sm.Unet, "fpn": sm.FPN, "linknet": sm.Linknet}
-
-
-def build_network(arch: str, backbone: str, encoder_weights: str, channels: int = 1) -> tf.keras.Model:
-    """segmentation_models' arch (ARCHITECTURES) with channels linear outputs; 'imagenet' weights are downloaded, or
-    read from a local file."""
-    check_encoder(backbone, encoder_weights)
-    weights = None if encoder_weights == "none" else encoder_weights
-    network = ARCHITECTURES[arch]
+@contextlib.contextmanager
+def encoder_weights_read(backbone: str, weights: Optional[str]) -> Iterator[None]:
+    """UserError for weights that cannot be downloaded or loaded into the backbone."""
     try:
-        return network(
-            backbone, classes=channels, activation="linear", encoder_weights=weights, input_shape=(None, None, 3)
-        )
+        yield
     except Exception as error:  # a failed download raises a plain Exception, a wrong file ValueError or OSError
         if weights != "imagenet":
             raise UserError(f"--encoder_weights {weights} cannot be loaded into {backbone}: {error}") from error
@@ -45,6 +35,22 @@ def build_network(arch: str, backbone: str, encoder_weights: str, channels: int 
             f"could not download the ImageNet weights of {backbone} ({type(error).__name__}; no internet?): "
             "train from scratch with --encoder_weights none, or give a local weights file with --encoder_weights PATH"
         ) from error
+
+
+def build_network(arch: str, backbone: str, encoder_weights: str, channels: int = 1) -> tf.keras.Model:
+    """arch (ARCHITECTURES: segmentation_models' or a decoder of our own) on the backbone, with channels linear
+    outputs; 'imagenet' weights are downloaded, or read from a local file."""
+    if arch not in ARCHITECTURES:
+        raise UserError(f"arch {arch} is not one of {', '.join(ARCHITECTURES)}")
+    check_encoder(backbone, encoder_weights)
+    weights = None if encoder_weights == "none" else encoder_weights
+    with encoder_weights_read(backbone, weights):
+        if arch in SEGMENTATION_MODELS:
+            return SEGMENTATION_MODELS[arch](
+                backbone, classes=channels, activation="linear", encoder_weights=weights, input_shape=(None, None, 3)
+            )
+        inputs, features = encoder_features(backbone, weights)
+    return tf.keras.Model(inputs, OWN_DECODERS[arch](features, channels))
 
 
 def load_weights(model: tf.keras.Model, path: Path, flag: str, arch: str, backbone: str) -> None:

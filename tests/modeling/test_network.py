@@ -12,10 +12,16 @@ import pytest
 import tensorflow as tf
 
 
-@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
-def test_mixed_precision_gives_float32_output_and_finite_float32_loss(synthetic_data, precision):
-    """float16 scales the loss against underflow; bfloat16 has float32's range and does not."""
-    net = network.create_model("resnet18", "none", precision=precision)
+@pytest.mark.parametrize(
+    "precision, arch",
+    [("float16", "unet"), ("bfloat16", "unet"), ("float16", "unetplusplus"), ("float16", "deeplabv3plus")],
+)
+def test_mixed_precision_gives_float32_output_and_finite_float32_loss(synthetic_data, precision, arch):
+    """float16 scales the loss against underflow; bfloat16 has float32's range and does not. Our decoders' layers
+    take the policy as segmentation_models' do."""
+    net = network.create_model("resnet18", "none", precision=precision, arch=arch)
+    if arch in network.OWN_DECODERS:
+        assert net.get_layer("logits").compute_dtype == precision
     assert net.output.dtype == tf.float32 and net.layers[2].compute_dtype == precision
     assert all(weight.dtype == tf.float32 for weight in net.weights)
     scaled = isinstance(net.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
