@@ -4,9 +4,10 @@
 
 Copies and prepares the nails as cross_validation_experiment.py does (39 training photos in the folds; the 13 valid
 photos are not used here), then for each option trains the 5 folds of the small-set command with that one flag
-changed (efficientnetb0 from scratch at 128 px, batch 8, float32, --epochs x --steps_per_epoch steps a fold, one
-seed) into WORK/<option>/folds and writes its cross-validation report (predict.py --cv) to WORK/<option>/report.
-An option already reported is not trained again; one killed while training continues (--resume).
+changed (--backbone, efficientnetb0 unless given, from scratch at 128 px, batch 8, float32, --epochs x
+--steps_per_epoch steps a fold, one seed) into WORK/<option>/folds and writes its cross-validation report
+(predict.py --cv) to WORK/<option>/report. An option already reported is not trained again; one killed while
+training continues (--resume).
 
 The table compares each option's out-of-fold predictions (threshold 0.5, no post-processing) with the defaults' on
 the same 39 photos: micro IoU, mean IoU over images, and the mean of the per-image IoU differences with its 95%
@@ -31,6 +32,8 @@ OPTIONS = {
     "lovasz": ["--loss", "lovasz"],
     "any_orientation": ["--augment", "any_orientation"],
     "ema": ["--ema", "0.98"],  # averages about the last 50 of 300 steps; the start weighs 0.98^300 = 0.2%
+    "unetplusplus": ["--arch", "unetplusplus"],
+    "deeplabv3plus": ["--arch", "deeplabv3plus"],
 }
 
 
@@ -40,6 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", required=True, type=Path, help="folder for the data copy, the folds and reports")
     parser.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS),
                         help="options to run, in order (default: all)")  # fmt: skip
+    parser.add_argument("--backbone", default="efficientnetb0", help="of every option (default: %(default)s)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="of each fold (default: %(default)s)")
     parser.add_argument("--steps_per_epoch", type=int, default=150, help="(default: %(default)s)")
@@ -55,7 +59,7 @@ def train_option(name: str, data: Path, args: argparse.Namespace) -> None:
     resume = ["--resume"] if (folder / "folds").exists() else []
     start = time.perf_counter()
     run([sys.executable, "train.py", "--data_root", str(data), "--work_dir", str(folder / "folds"), "--device", "cpu",
-         "--backbone", "efficientnetb0", "--image_size", str(args.size), "--batch_size", "8", "--encoder_weights",
+         "--backbone", args.backbone, "--image_size", str(args.size), "--batch_size", "8", "--encoder_weights",
          "none", "--mixed_precision", "False", "--epochs", str(args.epochs), "--steps_per_epoch",
          str(args.steps_per_epoch), "--seed", str(args.seed), "--folds", "5", *OPTIONS[name], *resume])  # fmt: skip
     (folder / "minutes.txt").write_text(f"{(time.perf_counter() - start) / 60:.1f}\n")
