@@ -31,6 +31,37 @@ def run_training(data_root: Path, work_dir: Path, *flags: str) -> None:
     train.main(["--data_root", str(data_root), "--work_dir", str(work_dir), *SMALL, *flags])
 
 
+def train_predict_and_export(arch: str, data_root: Path, tmp_path: Path, onnx: bool) -> None:
+    """A 2-epoch run of arch whose loss falls, its prediction by windows at an image's size, its SavedModel within 1e-4
+    of predict.py and, with onnx, its ONNX model within 1e-3 of Keras (where onnxruntime is installed)."""
+    from segtf.cli import predict
+    from segtf.inference.predictor import ensemble_probabilities, load_member, read_rgb
+
+    import pandas as pd
+    import tensorflow as tf
+
+    onnxruntime = pytest.importorskip("onnxruntime") if onnx else None
+    run_training(data_root, tmp_path / "work", "--arch", arch, "--epochs", "2")
+    losses = pd.read_csv(tmp_path / "work" / "tensorflow" / "logs" / "history.csv").loss
+    weights = tmp_path / "work" / "tensorflow" / "weights" / "best-weight_resnet18.h5"
+    image = sorted((data_root / "png" / "valid" / "images").rglob("*.png"))[0]
+    out = tmp_path / "out"
+    predict.main(["--weights", str(weights), "--input", str(image), "--patch_size", "64", "--export", "savedmodel",
+                  *(["onnx"] if onnx else []), "--output", str(out)])  # fmt: skip
+    photo = read_rgb(image)
+    assert losses.iloc[-1] < losses.iloc[0] and read_rgb(out / "masks" / image.name).shape == photo.shape
+    member = load_member(weights, {"patch_size": 64, "overlap": 0.5, "batch_size": 8})
+    assert member.model.name == f"{arch}_resnet18" and member.windows
+    _, _, expected = next(ensemble_probabilities([member], [image], 8, None, {}))
+    serve = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
+    served = serve(images=tf.constant(photo[None]))["probabilities"].numpy()[0, ..., 0]
+    assert np.abs(served - expected).max() < 1e-4  # by windows, at the image's size
+    if onnx:
+        tiles = np.random.default_rng(0).random((2, 64, 64, 3), np.float32)
+        session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+        assert np.abs(session.run(["probabilities"], {"image": tiles})[0] - member.model.predict(tiles)).max() < 1e-3
+
+
 def run_to(point: str, epoch: int, data_root: Path, work_dir: Path, *flags: str) -> subprocess.CompletedProcess:
     """train.py with a small model, in a process of its own that tests/kill_at.py kills or signals at point."""
     command = [sys.executable, str(REPO / "tests" / "kill_at.py"), point, str(epoch), "--data_root", str(data_root),
