@@ -5,7 +5,7 @@ Python with it is given, and its speed on this machine (training and prediction,
 
 Parameters count everything the model saves, batch-norm statistics included (Keras counts them; smp's count adds its
 running means and variances, its buffers). Speed: float32 on the CPU, --size px, --batch images a batch, random
-images; --steps timed steps after --warmup untimed ones, the median step. Architectures are timed in turn in one run;
+images; --steps timed steps after 3 untimed ones, the median step. Architectures are timed in turn in one run;
 compare them within a run only.
 """
 
@@ -15,7 +15,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +27,7 @@ from segtf.modeling.network import ARCHITECTURES, create_model  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from deploy_benchmark import median_seconds  # noqa: E402
 
 # our backbone name: smp's encoder of the same network
 SMP_ENCODERS = {"resnet18": "resnet18", "resnet34": "resnet34", "efficientnetb0": "efficientnet-b0",
@@ -58,7 +58,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=8, help="(default: %(default)s)")
     parser.add_argument("--steps", type=int, default=15, help="timed steps (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default: %(default)s)")
     parser.add_argument("--smp_python", help="a Python with segmentation_models_pytorch, for its counts")
     return parser.parse_args()
 
@@ -72,26 +71,14 @@ def smp_counts(python: str, pairs: list[tuple[str, str]]) -> tuple[str, dict]:
     return found["version"], counts
 
 
-def median_seconds(step, warmup: int, steps: int) -> float:
-    """The median time of step() over steps calls, after warmup calls."""
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def speed(model: tf.keras.Model, args: argparse.Namespace) -> tuple[float, float]:
     """Training and prediction images a second at args.size, args.batch."""
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((args.batch, args.size, args.size, 3), np.float32))
     masks = tf.constant((rng.random((args.batch, args.size, args.size, 1)) > 0.5).astype(np.float32))
     predict = tf.function(lambda x: model(x, training=False))
-    train = median_seconds(lambda: model.train_on_batch(images, masks), args.warmup, args.steps)
-    infer = median_seconds(lambda: predict(images).numpy(), args.warmup, args.steps)
+    train = median_seconds(lambda: model.train_on_batch(images, masks), args.steps)
+    infer = median_seconds(lambda: predict(images).numpy(), args.steps)
     return args.batch / train, args.batch / infer
 
 
