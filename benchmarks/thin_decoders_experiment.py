@@ -14,6 +14,7 @@ interval.
 """
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -41,10 +42,7 @@ def make_data(work: Path, side: int) -> tuple[Path, Path]:
     """The prepared training set and the test folder (images/, masks/), generated once."""
     data, test = work / "data", work / "test"
     if not (data / "csv_file" / "valid.csv").exists():
-
-        def sample(rng: np.random.Generator) -> tuple:
-            return thin_sample(rng, side)
-
+        sample = functools.partial(thin_sample, side=side)
         write_pairs(data / "train", 48, seed=1, sample=sample)
         write_pairs(data / "valid", 6, seed=2, sample=sample)
         write_pairs(test, 30, seed=3, sample=sample)

@@ -2,6 +2,6 @@
 
 
 def counted(count: int, noun: str) -> str:
-    """ "1 epoch", "2 epochs", "0 classes"."""
+    """"1 epoch", "2 epochs", "0 classes"."""
     plural = noun + ("es" if noun.endswith(("s", "x", "sh")) else "s")  # not "ch": epochs
     return f"{count} {noun if count == 1 else plural}"

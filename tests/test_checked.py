@@ -54,7 +54,7 @@ def written(data_root, name: str, text: str):
 
 def test_the_projects_files_name_the_key_or_column_at_fault(tmp_path):
     classes = written(tmp_path, f"{CSV_FOLDER}/{CLASSES_FILE}", json.dumps({"classes": "plate", "ignored": 255}))
-    with pytest.raises(UserError, match='classes is "plate", where it takes a list of 2 or more different names'):
+    with pytest.raises(UserError, match="classes is \"plate\", where it takes a list of 2 or more different names"):
         read_classes(tmp_path)
     classes.write_text(json.dumps({"classes": ["background", "plate"], "ignored": 0}))
     with pytest.raises(UserError, match="ignored is 0, where it takes a whole number from 255 to 255"):

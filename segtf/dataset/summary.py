@@ -24,7 +24,7 @@ def print_classes(table: pd.DataFrame, names: tuple[str, ...]) -> None:
 
 
 def rejections(data_root: Path, rejected: list[dict]) -> str:
-    """ " (reason: count; ...), see DATA/csv_file/rejected.csv", or "" when nothing was rejected."""
+    """" (reason: count; ...), see DATA/csv_file/rejected.csv", or "" when nothing was rejected."""
     if not rejected:
         return ""
     reasons = pd.Series([r["reason"].split(":")[0] for r in rejected], dtype=str).value_counts()

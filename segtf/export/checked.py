@@ -55,7 +55,9 @@ def run_loader(weights: Path, data_root: Optional[Path]) -> tuple[LoaderConfig, 
     return loader, run_splits(trained.run.folds, trained.run.fold), trained.model.classes
 
 
-def run_samples(weights: Path, data_root: Optional[Path], training: bool, count: int) -> tuple[np.ndarray, np.ndarray]:
+def run_samples(
+    weights: Path, data_root: Optional[Path], training: bool, count: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Up to count model inputs (float32, N x S x S x 3 in [0, 1]) of the run that wrote weights and their true masks
     (N x S x S x 1: 0 and 1, or class indices and IGNORED): training samples augmented as train.py draws them, or
     else its validation samples in order; from data_root or the run's data."""
@@ -151,10 +153,8 @@ def export_tflite_int8(
     images, truth = run_samples(weights, data_root, training=False, count=CHECK_IMAGES)
     keras, int8 = member.model.predict(images, verbose=0), tflite_outputs(interpreter, images)
     agreement, scores = mask_agreement(keras, int8, threshold), [truth_iou(p, truth, threshold) for p in (int8, keras)]
-    print(
-        f"INT8 masks against the Keras model's on {len(images)} valid images: IoU {agreement:.4f}; against the true "
-        f"masks, IoU {scores[0]:.4f} (the Keras model's {scores[1]:.4f})"
-    )
+    print(f"INT8 masks against the Keras model's on {len(images)} valid images: IoU {agreement:.4f}; against the true "
+          f"masks, IoU {scores[0]:.4f} (the Keras model's {scores[1]:.4f})")
     if agreement < AGREEMENT_WARNING:
         print(f"below {AGREEMENT_WARNING}: the layers quantization harms most are kept in float until they agree")
         partly = export_partly_float(member, calibration, (images, truth, keras), threshold, path)

@@ -152,9 +152,8 @@ def make_callbacks(
     callbacks += [
         checkpoints.CommittedEpochs(paths, optimization.monitor, steps),
         epoch_timer(seconds),
-        validation_pictures(
-            model, valid, paths, run.log == "tensorboard", config.model.class_names, config.model.class_colors
-        ),  # fmt: skip
+        validation_pictures(model, valid, paths, run.log == "tensorboard", config.model.class_names,
+                            config.model.class_colors),  # fmt: skip
     ]
     if optimization.lr_schedule == "plateau":
         callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(optimization.monitor, factor=0.5, patience=5, mode=mode))

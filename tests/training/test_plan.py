@@ -33,10 +33,8 @@ def test_thin_lines_on_large_images_get_patches_at_a_scale_that_keeps_them_four_
     plan = make_plan(fingerprint(1000, {"foreground": 8.0}), VALUES, given=(), on_gpu=False)
     assert plan.settings["patch_size"] == PATCH_SIZE and plan.settings["scale"] == 0.5
     assert "image_size" not in plan.settings
-    assert plan.reasons[0] == (
-        "patches of 256 px at scale 0.5: foreground structures 8.0 px wide (median) are 2.0 px "
-        "at 256, 4.0 px at this scale (images 1000 px, median)"
-    )
+    assert plan.reasons[0] == ("patches of 256 px at scale 0.5: foreground structures 8.0 px wide (median) are 2.0 px "
+                               "at 256, 4.0 px at this scale (images 1000 px, median)")
 
 
 def test_structures_thinner_than_four_pixels_are_kept_at_full_resolution():
@@ -47,9 +45,8 @@ def test_structures_thinner_than_four_pixels_are_kept_at_full_resolution():
 def test_blobs_on_small_images_are_whole_images_at_their_own_size():
     plan = make_plan(fingerprint(100, {"foreground": 30.0}), VALUES, given=(), on_gpu=False)
     assert plan.settings == {"image_size": 128, "batch_size": 8, "backbone": SCRATCH_BACKBONE}
-    assert plan.reasons[0] == (
-        "whole images at 128 px: foreground structures 30.0 px wide (median) are 30.0 px at 128 (images 100 px, median)"
-    )
+    assert plan.reasons[0] == ("whole images at 128 px: foreground structures 30.0 px wide (median) are 30.0 px at 128 "
+                               "(images 100 px, median)")
 
 
 def test_blobs_on_large_images_are_squashed_to_256():

@@ -1,6 +1,6 @@
-"""The training options users expect from peers: other decoders (--arch fpn, linknet, and our unetplusplus and
-deeplabv3plus) that train, predict by windows and export; --init_weights, which starts a run
-from another run's weights; --ema, whose averaged weights are validated and saved (and so exported); and --resume
+"""The training options users expect from peers: other decoders (--arch fpn, linknet; our unetplusplus and
+deeplabv3plus are test_decoder_runs.py's) that train, predict by windows and export; --init_weights, which starts a
+run from another run's weights; --ema, whose averaged weights are validated and saved (and so exported); and --resume
 --epochs M, which continues a finished run."""
 
 import shutil

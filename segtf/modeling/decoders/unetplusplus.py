@@ -33,7 +33,7 @@ def unetplusplus(features: list[tf.Tensor], channels: int, decoder_channels=DECO
         skip = deep_first[level + 1]
         for depth in range(level, -1, -1):
             below = deep_first[level] if depth == level else nodes[depth, level - 1]
-            later = [nodes[later, level] for later in range(depth + 1, level + 1)]
+            later = [nodes[d, level] for d in range(depth + 1, level + 1)]
             filters = decoder_channels[level] if depth == 0 else skip.shape[-1]
             nodes[depth, level] = decoder_block(below, [*later, skip], filters, f"decoder_x{depth}_{level}")
     top = decoder_block(nodes[0, len(deep_first) - 2], [], decoder_channels[-1], "decoder_top")
