@@ -52,11 +52,13 @@ print(json.dumps({"version": smp.__version__, "counts": counts}))
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--archs", nargs="+", default=["unet", "unetplusplus", "deeplabv3plus"], choices=ARCHITECTURES)
-    parser.add_argument("--backbones", nargs="+", default=["resnet34", "resnet18", "efficientnetb0", "mobilenetv2"])
+    parser.add_argument("--archs", nargs="+", default=["unet", "unetplusplus", "deeplabv3plus"], choices=ARCHITECTURES,
+                        help="as train.py --arch (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--backbones", nargs="+", default=["resnet34", "resnet18", "efficientnetb0", "mobilenetv2"],
+                        help="counted (default: %(default)s)")  # fmt: skip
     parser.add_argument("--speed_backbones", nargs="*", default=["resnet18"], help="timed (default: %(default)s)")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (default: %(default)s)")
-    parser.add_argument("--batch", type=int, default=8, help="(default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=8, help="images a timed step (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=15, help="timed steps (default: %(default)s)")
     parser.add_argument("--smp_python", help="a Python with segmentation_models_pytorch, for its counts")
     return parser.parse_args()

@@ -30,11 +30,13 @@ from segtf.evaluation.scoring import bootstrap_interval, ratios
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", required=True, type=Path, help="folder for the data, the runs and their scores")
-    parser.add_argument("--archs", nargs="+", default=["unet", "unetplusplus", "deeplabv3plus"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1], help="(default: %(default)s)")
+    parser.add_argument("--archs", nargs="+", default=["unet", "unetplusplus", "deeplabv3plus"],
+                        help="as train.py --arch; the Unet is always run, as the reference (default: %(default)s)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1],
+                        help="training seeds, each run for every arch (default: %(default)s)")
     parser.add_argument("--side", type=int, default=128, help="of the generated images, in pixels (default: 128)")
     parser.add_argument("--epochs", type=int, default=2, help="of each run (default: %(default)s)")
-    parser.add_argument("--steps_per_epoch", type=int, default=150, help="(default: %(default)s)")
+    parser.add_argument("--steps_per_epoch", type=int, default=150, help="batches an epoch (default: %(default)s)")
     return parser.parse_args()
 
 
