@@ -92,8 +92,8 @@ def test_scoring_a_prepared_split_writes_metrics_and_a_comparison(trained, synth
     assert row.iou == pytest.approx(row.tp / (row.tp + row.fp + row.fn), abs=1e-6)
     printed = capsys.readouterr().out
     assert "micro (all pixels)" in printed and "five worst by IoU" in printed
-    photos = pd.read_csv(synthetic_data / "csv_file" / "valid.csv").image
-    side = min(256, max(max(cv2.imread(str(synthetic_data / p)).shape[:2]) for p in photos))  # the tiles' side
+    drawn = metrics.sort_values("iou", kind="stable").image.head(8)  # the 8 lowest-scored, ties in order, as drawn
+    side = min(256, max(max(cv2.imread(str(synthetic_data / "png" / p)).shape[:2]) for p in drawn))  # tiles' side
     assert cv2.imread(str(tmp_path / "comparison.png")).shape[0] == 24 + 8 * side  # the titles' strip, 8 rows
 
 
